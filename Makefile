@@ -1,0 +1,40 @@
+# skiff — see README.md. Two commands matter to a newcomer: `make demo` and `make test`.
+GO      ?= go
+BIN     ?= bin/skiff
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: build test unit deps demo bench bench-fleet lint fuzz clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/skiff
+
+# deps installs the Debian packages the integration tests need when they are missing (as root).
+deps:
+	@scripts/deps.sh test
+
+# test runs every test: lint, unit, integration against real sshd/supervisord/docker, and a short fuzz run.
+test: deps lint
+	$(GO) test -count=1 -timeout 14m ./...
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=10s ./inventory/
+
+unit:
+	$(GO) test -count=1 -short ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./inventory/
+
+demo: build
+	@scripts/deps.sh demo
+	@scripts/demo.sh
+
+bench: deps build
+	@scripts/bench.sh
+
+clean:
+	rm -rf bin .sandbox

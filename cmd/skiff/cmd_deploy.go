@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/skiffdeploy/skiff/deploy"
+	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/urfave/cli/v2"
+)
+
+// appRun is one command's work on one app across its hosts.
+type appRun struct {
+	s     *session
+	app   *inventory.App
+	hosts []*inventory.Host
+	opts  *deploy.Options
+}
+
+// newAppRun resolves the APP argument and its hosts (narrowed by --hosts).
+func newAppRun(c *cli.Context, command string) (*appRun, error) {
+	if c.NArg() != 1 {
+		return nil, usagef("%s: give exactly one APP (got %d arguments)", command, c.NArg())
+	}
+	s, err := newSession(c)
+	if err != nil {
+		return nil, err
+	}
+	name := c.Args().First()
+	app, ok := s.inv.Apps[name]
+	if !ok {
+		s.close()
+		return nil, usagef("%s: no app %q in %s (have: %s)", command, name, s.inv.File, strings.Join(sorted(s.inv.Apps), ", "))
+	}
+	hosts, err := s.inv.AppHosts(app, s.hosts)
+	if err != nil {
+		s.close()
+		return nil, usagef("--hosts: %v", err)
+	}
+	if len(hosts) == 0 {
+		s.close()
+		return nil, usagef("%s: no host of app %s is selected", command, name)
+	}
+	names := make([]string, len(hosts))
+	for i, h := range hosts {
+		names[i] = h.Name
+	}
+	s.out.setHosts(names)
+	return &appRun{s: s, app: app, hosts: hosts, opts: runOptions(s)}, nil
+}
+
+// runOptions fills in who runs skiff and from where; CI systems are recognised by their variables.
+func runOptions(s *session) *deploy.Options {
+	machine, _ := os.Hostname()
+	operator := os.Getenv("SKIFF_OPERATOR")
+	if operator == "" {
+		operator = os.Getenv("USER")
+	}
+	origin := "cli"
+	for _, v := range []string{"CI_JOB_URL", "BUILD_URL"} {
+		if u := os.Getenv(v); u != "" {
+			origin = u
+		}
+	}
+	if gh := os.Getenv("GITHUB_RUN_ID"); gh != "" {
+		origin = os.Getenv("GITHUB_SERVER_URL") + "/" + os.Getenv("GITHUB_REPOSITORY") + "/actions/runs/" + gh
+	}
+	runID := make([]byte, 6)
+	rand.Read(runID)
+	return &deploy.Options{
+		Operator: operator, Machine: machine, PID: os.Getpid(), Origin: origin, Run: hex.EncodeToString(runID),
+		DryRun: s.dryRun,
+		Log:    func(host, line string) { s.out.line(host, "stdout", line) },
+		Secret: os.Getenv,
+	}
+}
+
+// each runs job on every host of the run in the app's rollout batches and prints the outcomes.
+func (a *appRun) each(ctx context.Context, command string, job func(ctx context.Context, h *inventory.Host, conn deploy.HostConn) *deploy.Outcome) ([]*deploy.Outcome, []error) {
+	outs := make([]*deploy.Outcome, len(a.hosts))
+	errs := deploy.Rollout(ctx, len(a.hosts), a.app.Rollout, a.s.parallel, func(ctx context.Context, i int) error {
+		h := a.hosts[i]
+		conn, err := a.s.pool.Get(ctx, deploy.Target(a.s.inv, h))
+		if err != nil {
+			outs[i] = &deploy.Outcome{Host: h.Name, Err: err}
+			return err
+		}
+		outs[i] = job(ctx, h, conn)
+		return outs[i].Err
+	})
+	for i, o := range outs {
+		if o == nil {
+			outs[i] = &deploy.Outcome{Host: a.hosts[i].Name, Err: errs[i]}
+		}
+	}
+	return outs, errs
+}
+
+// finish prints the outcomes and returns the error that decides the exit code.
+func (a *appRun) finish(command string, outs []*deploy.Outcome, errs []error) error {
+	results := make([]hostResult, len(outs))
+	for i, o := range outs {
+		results[i] = hostResult{Host: o.Host, OK: o.Err == nil, DurationMS: o.Duration.Milliseconds(), Outcome: o, summary: outcomeSummary(o)}
+		if o.Err != nil {
+			results[i].Error = o.Err.Error()
+		}
+	}
+	return a.s.out.finish(command, results, errs)
+}
+
+func outcomeSummary(o *deploy.Outcome) string {
+	var b strings.Builder
+	if o.Before == o.After {
+		fmt.Fprintf(&b, "%s (unchanged)", orDash(o.After))
+	} else {
+		fmt.Fprintf(&b, "%s -> %s", orDash(o.Before), orDash(o.After))
+	}
+	if o.Files > 0 || o.Reused > 0 {
+		fmt.Fprintf(&b, "  sent %d file(s), %s, reused %d", o.Files, humanBytes(o.Bytes), o.Reused)
+	}
+	fmt.Fprintf(&b, "  %s", o.Duration.Round(10*time.Millisecond))
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func deployCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "deploy",
+		Usage:     "ship a new release of APP to its hosts and make it live",
+		ArgsUsage: "APP",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "source", EnvVars: []string{"SKIFF_SOURCE"}, Usage: "local `DIR` to ship (default: the app's source)"},
+			&cli.StringFlag{Name: "revision", EnvVars: []string{"SKIFF_REVISION"}, Usage: "revision recorded in history (default: git HEAD of the source)"},
+			&cli.StringFlag{Name: "tag", EnvVars: []string{"SKIFF_TAG"}, Usage: "image tag to deploy (image apps)"},
+			&cli.StringFlag{Name: "image", EnvVars: []string{"SKIFF_IMAGE"}, Usage: "full image reference to deploy (image apps)"},
+			&cli.BoolFlag{Name: "only-failed", Usage: "deploy only to the hosts whose last run of APP failed"},
+			&cli.BoolFlag{Name: "rollback-fleet", Usage: "when the rollout stops, also roll back the hosts that succeeded in this run"},
+		},
+		Action: func(c *cli.Context) error {
+			a, err := newAppRun(c, "deploy")
+			if err != nil {
+				return err
+			}
+			defer a.s.close()
+			if a.app.Kind == inventory.KindImage {
+				return fmt.Errorf("deploy %s: image apps are not implemented yet", a.app.Name)
+			}
+			if err := a.prepareSource(c); err != nil {
+				return err
+			}
+			if !a.s.out.json {
+				a.s.out.logf("deploying %s release %s (%d entries) to %d host(s)", a.app.Name, a.opts.ReleaseID, len(a.opts.Manifest.Entries), len(a.hosts))
+			}
+			onlyFailed := c.Bool("only-failed")
+			outs, errs := a.each(c.Context, "deploy", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn) *deploy.Outcome {
+				if onlyFailed {
+					if ok, err := lastRunOK(ctx, conn, a.app); err != nil || ok {
+						return &deploy.Outcome{Host: h.Name, Err: err}
+					}
+				}
+				return deploy.DeploySource(ctx, conn, a.app, h.Name, a.opts)
+			})
+			if c.Bool("rollback-fleet") && stopped(errs) {
+				a.rollbackFleet(c.Context, outs, errs)
+			}
+			return a.finish("deploy", outs, errs)
+		},
+	}
+}
+
+// prepareSource scans the local tree once for all hosts and names the release.
+func (a *appRun) prepareSource(c *cli.Context) error {
+	dir := c.String("source")
+	if dir == "" {
+		dir = a.app.Source
+	}
+	if dir == "" {
+		return usagef("deploy %s: no source: set source in %s or pass --source", a.app.Name, a.s.inv.File)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return usagef("deploy %s: source %s is not a directory", a.app.Name, dir)
+	}
+	m, err := deploy.ScanApp(c.Context, dir, a.app)
+	if err != nil {
+		return fmt.Errorf("deploy %s: %w", a.app.Name, err)
+	}
+	rev, sha := c.String("revision"), gitShortSHA(dir)
+	if rev == "" {
+		rev = sha
+	}
+	a.opts.SourceDir, a.opts.Manifest, a.opts.Revision = dir, m, rev
+	a.opts.ReleaseID = deploy.NewReleaseID(time.Now(), sha)
+	return nil
+}
+
+// gitShortSHA returns the short commit of the checkout holding dir, or "" when it is not one.
+func gitShortSHA(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return ""
+	}
+	out, err := exec.Command("git", "-C", abs, "rev-parse", "--short=8", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// lastRunOK reads the app's history on the host: true when its last deploy or rollback succeeded.
+func lastRunOK(ctx context.Context, conn deploy.HostConn, app *inventory.App) (bool, error) {
+	hist, err := deploy.ReadHistory(ctx, conn, deploy.Layout{Path: app.Path})
+	if err != nil || len(hist) == 0 {
+		return false, err
+	}
+	return hist[len(hist)-1].Result == deploy.ResultOK, nil
+}
+
+// stopped reports whether the rollout stopped before every batch ran.
+func stopped(errs []error) bool {
+	for _, err := range errs {
+		if errors.Is(err, deploy.ErrNotStarted) {
+			return true
+		}
+	}
+	return false
+}
+
+// rollbackFleet puts back the previous release on the hosts that took the new one in this run, so a stopped
+// rollout does not leave the fleet split between two versions.
+func (a *appRun) rollbackFleet(ctx context.Context, outs []*deploy.Outcome, errs []error) {
+	for i, o := range outs {
+		if errs[i] != nil || o.Before == "" || o.Before == o.After {
+			continue
+		}
+		conn, err := a.s.pool.Get(ctx, deploy.Target(a.s.inv, a.hosts[i]))
+		if err == nil {
+			opts := *a.opts
+			opts.To, opts.Force = o.Before, true
+			back := deploy.RollbackSource(ctx, conn, a.app, o.Host, &opts)
+			err = back.Err
+			if err == nil {
+				o.After, o.RolledBack = back.After, true
+			}
+		}
+		o.Err = fmt.Errorf("rolled back with the fleet: %w", errOr(err, errors.New("the rollout stopped")))
+		errs[i] = o.Err
+	}
+}
+
+func errOr(err, def error) error {
+	if err != nil {
+		return err
+	}
+	return def
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/urfave/cli/v2"
+)
+
+func inventoryCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "inventory",
+		Usage: "print the resolved inventory (defaults applied, groups expanded)",
+		Action: func(c *cli.Context) error {
+			inv, err := loadInventory(c)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					*inventory.Inventory
+					Groups map[string][]string `json:"groups"`
+				}{inv, inv.Groups()})
+			}
+			return printInventory(c.App.Writer, inv)
+		},
+	}
+}
+
+func printInventory(w io.Writer, inv *inventory.Inventory) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "inventory %s\n\nhosts:\n", inv.File)
+	for _, name := range sorted(inv.Hosts) {
+		h := inv.Hosts[name]
+		fmt.Fprintf(&b, "  %-16s %s@%s:%d", name, h.User, h.Address, h.Port)
+		if h.Jump != "" {
+			fmt.Fprintf(&b, " via %s", h.Jump)
+		}
+		if len(h.Groups) > 0 {
+			fmt.Fprintf(&b, " groups=%s", strings.Join(h.Groups, ","))
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\ngroups:\n")
+	groups := inv.Groups()
+	for _, g := range sorted(groups) {
+		fmt.Fprintf(&b, "  %-16s %s\n", g, strings.Join(groups[g], ","))
+	}
+	if len(inv.Apps) > 0 {
+		b.WriteString("\napps:\n")
+	}
+	for _, name := range sorted(inv.Apps) {
+		a := inv.Apps[name]
+		hosts, _ := inv.AppHosts(a, nil)
+		hn := make([]string, len(hosts))
+		for i, h := range hosts {
+			hn[i] = h.Name
+		}
+		fmt.Fprintf(&b, "  %-16s %-6s path=%s hosts=%s", name, a.Kind, a.Path, strings.Join(hn, ","))
+		if a.Kind == inventory.KindImage {
+			fmt.Fprintf(&b, " image=%s service=%s", a.Image, a.Service)
+		} else if a.Source != "" {
+			fmt.Fprintf(&b, " source=%s", a.Source)
+		}
+		b.WriteString("\n")
+	}
+	if len(inv.Schedules) > 0 {
+		b.WriteString("\nschedules:\n")
+	}
+	for _, sc := range inv.Schedules {
+		fmt.Fprintf(&b, "  %-16s %-8s %q hosts=%s\n", sc.Name, sc.Job, sc.Cron, strings.Join(sc.Hosts, ","))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func sorted[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/skiffdeploy/skiff/deploy"
+)
+
+// hostResult is one host's outcome of a command, printed as a line of text or as part of the JSON report.
+type hostResult struct {
+	Host       string                `json:"host"`
+	OK         bool                  `json:"ok"`
+	Error      string                `json:"error,omitempty"`
+	DurationMS int64                 `json:"duration_ms"`
+	Check      *deploy.Facts         `json:"check,omitempty"`
+	HostKey    string                `json:"host_key,omitempty"`
+	ExitStatus *int                  `json:"exit_status,omitempty"`
+	Stdout     string                `json:"stdout,omitempty"`
+	Stderr     string                `json:"stderr,omitempty"`
+	Releases   []releaseInfo         `json:"releases,omitempty"`
+	History    []deploy.HistoryEntry `json:"history,omitempty"`
+	Status     *appStatus            `json:"status,omitempty"`
+	Lock       string                `json:"lock,omitempty"`
+	*deploy.Outcome
+
+	summary string // the text-mode line after "ok"
+}
+
+// report is the one JSON object `--json` prints.
+type report struct {
+	Command  string       `json:"command"`
+	OK       bool         `json:"ok"`
+	ExitCode int          `json:"exit_code"`
+	Hosts    []hostResult `json:"hosts"`
+}
+
+// printer owns skiff's output. In text mode, remote output streams live as "host | line" with host names
+// padded to one width, so fifty hosts stay readable; in JSON mode stdout carries only the final report.
+type printer struct {
+	mu    sync.Mutex
+	out   io.Writer
+	err   io.Writer
+	json  bool
+	width int
+}
+
+func newPrinter(out, err io.Writer, asJSON bool) *printer {
+	return &printer{out: out, err: err, json: asJSON}
+}
+
+// setHosts fixes the width of the host column.
+func (p *printer) setHosts(names []string) {
+	for _, n := range names {
+		if len(n) > p.width {
+			p.width = len(n)
+		}
+	}
+}
+
+// line prints one line of a host's remote output; stderr lines are marked so they stand out.
+func (p *printer) line(host, stream, text string) {
+	if p.json {
+		return
+	}
+	sep := "|"
+	if stream == "stderr" {
+		sep = "!"
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, "%-*s %s %s\n", p.width, host, sep, text)
+}
+
+// logf prints a diagnostic line to stderr (verbose mode and warnings).
+func (p *printer) logf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.err, format+"\n", args...)
+}
+
+// finish prints the per-host results and returns the error that decides the exit code.
+func (p *printer) finish(command string, results []hostResult, errs []error) error {
+	code := hostsExitCode(errs)
+	r := report{Command: command, OK: code == exitOK, ExitCode: code, Hosts: results}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.json {
+		enc := json.NewEncoder(p.out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else {
+		failed := 0
+		for _, h := range results {
+			if h.OK {
+				fmt.Fprintf(p.out, "%-*s   ok     %s\n", p.width, h.Host, h.summary)
+				continue
+			}
+			failed++
+			fmt.Fprintf(p.out, "%-*s   FAILED %s\n", p.width, h.Host, oneLine(h.Error))
+		}
+		fmt.Fprintf(p.out, "%s: %d host(s), %d ok, %d failed\n", command, len(results), len(results)-failed, failed)
+	}
+	if code == exitOK {
+		return nil
+	}
+	var failed []error
+	for _, e := range errs {
+		if e != nil {
+			failed = append(failed, e)
+		}
+	}
+	return &reportedError{code: code, errs: failed}
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func millis(d time.Duration) int64 { return d.Milliseconds() }

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"os"
+	"os/user"
+	"strings"
+
+	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/remote"
+	"github.com/urfave/cli/v2"
+)
+
+// session is what every command that talks to hosts shares: the inventory, one SSH pool (so one connection
+// per host for the whole run), the printer and the global options.
+type session struct {
+	inv      *inventory.Inventory
+	pool     *remote.Pool
+	out      *printer
+	dryRun   bool
+	verbose  bool
+	hosts    []string
+	parallel int
+}
+
+// loadInventory reads the inventory named by -i and fills in the defaults that depend on the local machine.
+func loadInventory(c *cli.Context) (*inventory.Inventory, error) {
+	inv, err := inventory.Load(c.String("inventory"))
+	if err != nil {
+		return nil, err
+	}
+	if u, err := user.Current(); err == nil {
+		for _, h := range inv.Hosts {
+			if h.User == "" {
+				h.User = u.Username
+			}
+		}
+	}
+	return inv, nil
+}
+
+// newSession loads the inventory and prepares the SSH pool. Secrets for CI come from the environment only:
+// SKIFF_SSH_KEY (a whole private key), SKIFF_SSH_PASSPHRASE and SKIFF_KNOWN_HOSTS.
+func newSession(c *cli.Context) (*session, error) {
+	inv, err := loadInventory(c)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{
+		inv:      inv,
+		out:      newPrinter(c.App.Writer, c.App.ErrWriter, c.Bool("json")),
+		dryRun:   c.Bool("dry-run"),
+		verbose:  c.Bool("verbose"),
+		hosts:    splitList(c.String("hosts")),
+		parallel: c.Int("parallel"),
+	}
+	if s.parallel < 0 {
+		return nil, usagef("--parallel must be at least 1, not %d", s.parallel)
+	}
+	opts := remote.Options{
+		AcceptNewHostKeys: c.Bool("accept-new-host-keys"),
+		MaxHandshakes:     c.Int("max-handshakes"),
+		KeyPEM:            []byte(os.Getenv("SKIFF_SSH_KEY")),
+		Passphrase:        []byte(os.Getenv("SKIFF_SSH_PASSPHRASE")),
+		KnownHostsData:    []byte(os.Getenv("SKIFF_KNOWN_HOSTS")),
+		AgentSocket:       os.Getenv("SSH_AUTH_SOCK"),
+	}
+	if s.verbose {
+		opts.Logf = func(format string, args ...any) { s.out.logf(format, args...) }
+	}
+	s.pool = remote.NewPool(opts)
+	return s, nil
+}
+
+func (s *session) close() {
+	if s.pool != nil {
+		s.pool.Close()
+	}
+}
+
+// parallelOr returns --parallel when given, else def.
+func (s *session) parallelOr(def int) int {
+	if s.parallel > 0 {
+		return s.parallel
+	}
+	return def
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+		out = append(out, f)
+	}
+	return out
+}
+
+// selectHosts resolves --hosts against the inventory; a name that is neither a host nor a group is a usage error.
+func (s *session) selectHosts() ([]*inventory.Host, error) {
+	hosts, err := s.inv.Select(s.hosts)
+	if err != nil {
+		return nil, usagef("--hosts: %v", err)
+	}
+	if len(hosts) == 0 {
+		return nil, usagef("no hosts selected")
+	}
+	return hosts, nil
+}

@@ -1,0 +1,160 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/remote"
+)
+
+// probeConn is what Probe needs from a connection to a target.
+type probeConn interface {
+	Run(ctx context.Context, cmd remote.Command) (*remote.Result, error)
+	Dial(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Facts is what `skiff check` learns about a target: who we are there and which of the tools skiff drives
+// are present. Empty fields mean "not found".
+type Facts struct {
+	User        string   `json:"user"`
+	OS          string   `json:"os"`
+	Kernel      string   `json:"kernel"`
+	Docker      string   `json:"docker,omitempty"`
+	Compose     string   `json:"compose,omitempty"`
+	Supervisord []string `json:"supervisord,omitempty"`
+	Problems    []string `json:"problems,omitempty"`
+}
+
+// probeScript prints key=value lines; it only reads, so it is safe on any host. Docker's daemon may refuse
+// a user outside the docker group: that is reported, not hidden.
+const probeScript = `echo "user=$(id -un)"
+if [ -r /etc/os-release ]; then . /etc/os-release; echo "os=$PRETTY_NAME"; else echo "os=$(uname -s)"; fi
+echo "kernel=$(uname -sr)"
+if command -v docker >/dev/null 2>&1; then
+  v=$(docker version --format '{{.Server.Version}}' 2>&1) && echo "docker=$v" || echo "docker_error=$(echo "$v" | tail -n 1)"
+  v=$(docker compose version --short 2>/dev/null) && echo "compose=docker compose $v"
+fi
+if command -v docker-compose >/dev/null 2>&1; then
+  v=$(docker-compose version --short 2>/dev/null) && echo "compose=docker-compose $v"
+fi
+exit 0`
+
+// DefaultSupervisorURLs are tried by Probe when no app on the host names its supervisord.
+var DefaultSupervisorURLs = []string{"unix:///var/run/supervisor.sock", "unix:///run/supervisor.sock", "http://127.0.0.1:9001"}
+
+// Needs is what the apps placed on a host require of it; Probe fails when one is missing.
+type Needs struct {
+	Docker      bool     // an image app runs there: docker and a compose flavour must work
+	Supervisors []string // supervisord URLs that source apps use there
+}
+
+// NeedsOf collects the Needs of every app that the inventory places on host.
+func NeedsOf(inv *inventory.Inventory, host string) Needs {
+	var n Needs
+	seen := map[string]bool{}
+	for _, name := range sortedKeys(inv.Apps) {
+		app := inv.Apps[name]
+		hosts, err := inv.AppHosts(app, []string{host})
+		if err != nil || len(hosts) == 0 {
+			continue
+		}
+		if app.Kind == inventory.KindImage {
+			n.Docker = true
+		}
+		if u := app.Supervisor.URL; u != "" && !seen[u] {
+			seen[u] = true
+			n.Supervisors = append(n.Supervisors, u)
+		}
+	}
+	return n
+}
+
+// Probe gathers Facts from a target over an established connection and checks them against needs. Every
+// supervisord address is dialled from the target's side, exactly as a deploy will reach it.
+func Probe(ctx context.Context, c probeConn, needs Needs) (*Facts, error) {
+	res, err := c.Run(ctx, remote.Command{Script: probeScript})
+	if err != nil {
+		return nil, fmt.Errorf("probe: %w", err)
+	}
+	f := parseFacts(res.Stdout)
+	urls := needs.Supervisors
+	if len(urls) == 0 {
+		urls = DefaultSupervisorURLs
+	}
+	var missing []string
+	for _, u := range urls {
+		network, addr, err := SupervisorAddr(u)
+		if err == nil {
+			var conn net.Conn
+			if conn, err = c.Dial(ctx, network, addr); err == nil {
+				conn.Close()
+				f.Supervisord = append(f.Supervisord, u)
+				continue
+			}
+		}
+		if len(needs.Supervisors) > 0 {
+			missing = append(missing, fmt.Sprintf("supervisord %s: %v", u, err))
+		}
+	}
+	if needs.Docker {
+		if f.Docker == "" {
+			missing = append(missing, "docker engine not usable")
+		}
+		if f.Compose == "" {
+			missing = append(missing, "neither `docker compose` nor `docker-compose` found")
+		}
+	}
+	if len(missing) > 0 {
+		return f, fmt.Errorf("%s", strings.Join(append(missing, f.Problems...), "; "))
+	}
+	return f, nil
+}
+
+func parseFacts(out []byte) *Facts {
+	f := &Facts{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "user":
+			f.User = v
+		case "os":
+			f.OS = v
+		case "kernel":
+			f.Kernel = v
+		case "docker":
+			f.Docker = v
+		case "docker_error":
+			f.Problems = append(f.Problems, "docker: "+v)
+		case "compose":
+			if f.Compose == "" {
+				f.Compose = v
+			}
+		}
+	}
+	return f
+}
+
+// SupervisorAddr turns a supervisor URL of the inventory into the network and address to dial on the target.
+func SupervisorAddr(raw string) (network, addr string, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", fmt.Errorf("supervisor url %q: %w", raw, err)
+	}
+	switch u.Scheme {
+	case "unix":
+		return "unix", u.Path, nil
+	case "http":
+		return "tcp", u.Host, nil
+	}
+	return "", "", fmt.Errorf("supervisor url %q: scheme must be unix or http", raw)
+}
