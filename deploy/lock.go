@@ -1,0 +1,151 @@
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/skiffdeploy/skiff/remote"
+)
+
+// runner runs one command on a target; every flow step needs only this much of a connection.
+type runner interface {
+	Run(ctx context.Context, cmd remote.Command) (*remote.Result, error)
+}
+
+// script builds a command that runs a fixed shell script with its inputs as positional parameters ($1, $2,
+// …), so no value from the inventory, a tree or a target is ever spliced into shell text.
+func script(text string, args ...string) remote.Command {
+	return remote.Command{Argv: append([]string{"sh", "-c", text, "skiff"}, args...)}
+}
+
+// LockOwner is written to <path>/.skiff/lock/owner.json so that whoever finds the lock held knows who holds it.
+type LockOwner struct {
+	Operator string    `json:"operator"`
+	Machine  string    `json:"machine"`
+	PID      int       `json:"pid"`
+	Origin   string    `json:"origin"`
+	Op       string    `json:"op"`
+	App      string    `json:"app"`
+	Since    time.Time `json:"since"`
+	Token    string    `json:"token"`
+}
+
+// LockedError says that another run holds the lock of an app on a host. The CLI maps it to exit code 3.
+type LockedError struct {
+	Dir   string
+	Owner *LockOwner // nil when owner.json was missing or unreadable
+	Stale bool       // older than the app's timeout: probably a crashed run
+}
+
+// LockHeld marks the error for exit-code classification.
+func (e *LockedError) LockHeld() bool { return true }
+
+func (e *LockedError) Error() string {
+	if e.Owner == nil {
+		return fmt.Sprintf("lock %s is held (owner unknown); if no run is active, remove it with `skiff lock release`", e.Dir)
+	}
+	o := e.Owner
+	msg := fmt.Sprintf("lock %s is held by %s@%s (pid %d, %s %s, origin %s) since %s",
+		e.Dir, o.Operator, o.Machine, o.PID, o.Op, o.App, o.Origin, o.Since.UTC().Format(time.RFC3339))
+	if e.Stale {
+		msg += "; it is STALE (older than the app's timeout): if that run is gone, remove it with `skiff lock release " + o.App + "`"
+	}
+	return msg
+}
+
+const acquireScript = `set -e
+mkdir -p "$1"
+if mkdir "$2" 2>/dev/null; then
+  printf '%s\n' "$3" > "$2/owner.json.tmp" && mv -f "$2/owner.json.tmp" "$2/owner.json"
+  exit 0
+fi
+cat "$2/owner.json" 2>/dev/null || true
+exit 3`
+
+// releaseScript removes the lock only when it still carries our token, so a run never frees another's lock.
+const releaseScript = `if [ -d "$1" ] && grep -qF "$2" "$1/owner.json" 2>/dev/null; then rm -rf "$1"; fi`
+
+// Lock is a held lock; Release frees it.
+type Lock struct {
+	c     runner
+	dir   string
+	owner LockOwner
+}
+
+// AcquireLock takes the app's lock on a target with mkdir, which is atomic. When the lock is held it returns
+// a *LockedError naming the holder; a lock older than staleAfter is reported as stale but never broken here.
+func AcquireLock(ctx context.Context, c runner, l Layout, owner LockOwner, staleAfter time.Duration) (*Lock, error) {
+	tok := make([]byte, 12)
+	if _, err := rand.Read(tok); err != nil {
+		return nil, err
+	}
+	owner.Token = hex.EncodeToString(tok)
+	if owner.Since.IsZero() {
+		owner.Since = time.Now().UTC()
+	}
+	data, err := json.Marshal(owner)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Run(ctx, script(acquireScript, l.SkiffDir(), l.LockDir(), string(data)))
+	var ee *remote.ExitError
+	if errors.As(err, &ee) && ee.Status == 3 {
+		return nil, lockedError(l, res.Stdout, staleAfter)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	return &Lock{c: c, dir: l.LockDir(), owner: owner}, nil
+}
+
+func lockedError(l Layout, ownerJSON []byte, staleAfter time.Duration) *LockedError {
+	le := &LockedError{Dir: l.LockDir()}
+	var o LockOwner
+	if json.Unmarshal(ownerJSON, &o) == nil && o.Op != "" {
+		o.Token = ""
+		le.Owner = &o
+		le.Stale = staleAfter > 0 && time.Since(o.Since) > staleAfter
+	}
+	return le
+}
+
+// Release frees the lock. It uses a fresh context when ctx is already cancelled, because a lock left behind
+// after Ctrl-C blocks the next run.
+func (k *Lock) Release(ctx context.Context) error {
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+	}
+	if _, err := k.c.Run(ctx, script(releaseScript, k.dir, k.owner.Token)); err != nil {
+		return fmt.Errorf("release lock %s: %w", k.dir, err)
+	}
+	return nil
+}
+
+// LockStatus reads who holds the app's lock, or nil when it is free.
+func LockStatus(ctx context.Context, c runner, l Layout, staleAfter time.Duration) (*LockedError, error) {
+	res, err := c.Run(ctx, script(`[ -d "$1" ] || exit 0; cat "$1/owner.json" 2>/dev/null; echo; echo held`, l.LockDir()))
+	if err != nil {
+		return nil, fmt.Errorf("lock status: %w", err)
+	}
+	out := strings.TrimSpace(string(res.Stdout))
+	if !strings.HasSuffix(out, "held") {
+		return nil, nil
+	}
+	return lockedError(l, []byte(strings.TrimSuffix(out, "held")), staleAfter), nil
+}
+
+// ForceReleaseLock removes the app's lock whoever holds it: the operator's way out of a stale lock.
+func ForceReleaseLock(ctx context.Context, c runner, l Layout) error {
+	if _, err := c.Run(ctx, script(`rm -rf "$1"`, l.LockDir())); err != nil {
+		return fmt.Errorf("release lock %s: %w", l.LockDir(), err)
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/remote"
+)
+
+// ReadCurrent returns the id of the live release, or "" when the app has never been deployed. The link is
+// read back from the target, so it is validated before it is used anywhere.
+func ReadCurrent(ctx context.Context, c runner, l Layout) (string, error) {
+	res, err := c.Run(ctx, script(`[ -L "$1" ] || exit 0; readlink "$1"`, l.Current()))
+	if err != nil {
+		return "", fmt.Errorf("read current: %w", err)
+	}
+	target := strings.TrimSpace(string(res.Stdout))
+	if target == "" {
+		return "", nil
+	}
+	id := path.Base(target)
+	if !ValidReleaseID(id) || (target != l.ReleaseLink(id) && target != l.Release(id)) {
+		return "", fmt.Errorf("read current: %s points to %q, which is not a skiff release", l.Current(), target)
+	}
+	return id, nil
+}
+
+// ListReleases returns the release ids present on the target, oldest first; names that are not release ids
+// (a stray file, a half-written temp) are ignored.
+func ListReleases(ctx context.Context, c runner, l Layout) ([]string, error) {
+	res, err := c.Run(ctx, script(`[ -d "$1" ] || exit 0; cd "$1" && for d in *; do [ -d "$d" ] && printf '%s\n' "$d"; done; exit 0`, l.Releases()))
+	if err != nil {
+		return nil, fmt.Errorf("list releases: %w", err)
+	}
+	var ids []string
+	for _, line := range strings.Split(string(res.Stdout), "\n") {
+		if ValidReleaseID(line) {
+			ids = append(ids, line)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// switchScript points current at a release by renaming a fresh symlink over it: rename(2) is atomic, so
+// every reader sees either the old or the new release, never a missing link. GNU `mv -T` makes mv rename
+// over the link instead of moving into the directory it points to; busybox needs `mv -f` on a link, which
+// behaves the same for a symlink target.
+const switchScript = `set -e
+[ -d "$1/$2" ] || { echo "release $2 is not there" >&2; exit 1; }
+tmp="$1/.current.skiff-tmp.$$"
+ln -sfn "$2" "$tmp"
+mv -Tf "$tmp" "$1/current" 2>/dev/null || mv -f "$tmp" "$1/current"`
+
+// SwitchCommand is the command that makes release id live.
+func SwitchCommand(l Layout, id string) remote.Command {
+	return script(switchScript, l.Path, l.ReleaseLink(id))
+}
+
+// sharedScript links every shared entry into the release. An entry missing from shared/ is seeded from the
+// release when the release has it (so the first .env shipped becomes the persistent one), else created as an
+// empty directory. Entries are inventory values, validated there, and reach the script only as parameters.
+const sharedScript = `set -e
+shared="$1"; rel="$2"; shift 2
+for e in "$@"; do
+  if [ ! -e "$shared/$e" ] && [ ! -L "$shared/$e" ]; then
+    mkdir -p "$(dirname "$shared/$e")"
+    if [ -e "$rel/$e" ]; then cp -a "$rel/$e" "$shared/$e"; else mkdir -p "$shared/$e"; fi
+  fi
+  mkdir -p "$(dirname "$rel/$e")"
+  rm -rf "$rel/$e"
+  ln -s "$shared/$e" "$rel/$e"
+done`
+
+// SharedCommand links the shared entries into release id.
+func SharedCommand(l Layout, id string, shared []string) remote.Command {
+	return script(sharedScript, append([]string{l.Shared(), l.Release(id)}, shared...)...)
+}
+
+// RemoveReleasesCommand deletes releases and their manifests; ids must be valid release ids.
+func RemoveReleasesCommand(l Layout, ids []string) remote.Command {
+	return script(`set -e; rel="$1"; man="$2"; shift 2; for id in "$@"; do rm -rf "$rel/$id" "$man/$id"; done`,
+		append([]string{l.Releases(), l.Manifests()}, ids...)...)
+}
+
+// Retain chooses the releases to delete: it keeps the current and the previous release whatever happens, and
+// the newest keep releases that did not fail; failed releases never count toward the kept ones.
+func Retain(ids []string, current, previous string, failed map[string]bool, keep int) (remove []string) {
+	kept := 0
+	for i := len(ids) - 1; i >= 0; i-- {
+		id := ids[i]
+		switch {
+		case id == current || id == previous:
+			if !failed[id] {
+				kept++
+			}
+		case failed[id]:
+			remove = append(remove, id)
+		case kept < keep:
+			kept++
+		default:
+			remove = append(remove, id)
+		}
+	}
+	sort.Strings(remove)
+	return remove
+}
+
+// withoutShared drops the shared entries (and what lies under them) from a local manifest: they are linked,
+// not shipped.
+func withoutShared(m *Manifest, shared []string) (*Manifest, error) {
+	if len(shared) == 0 {
+		return m, nil
+	}
+	var keep []Entry
+	for _, e := range m.Entries {
+		drop := false
+		for _, s := range shared {
+			if e.Path == s || strings.HasPrefix(e.Path, s+"/") {
+				drop = true
+				break
+			}
+		}
+		if !drop {
+			keep = append(keep, e)
+		}
+	}
+	return NewManifest(keep)
+}
+
+// ScanApp scans an app's local source tree once for all hosts: its exclude patterns are honoured and its
+// shared entries left out, since those are linked on the target, not shipped.
+func ScanApp(ctx context.Context, dir string, app *inventory.App) (*Manifest, error) {
+	m, err := Scan(ctx, dir, app.Exclude)
+	if err != nil {
+		return nil, err
+	}
+	return withoutShared(m, app.Shared)
+}

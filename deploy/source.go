@@ -1,0 +1,166 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/skiffdeploy/skiff/inventory"
+)
+
+// DeploySource ships opts.Manifest (scanned from opts.SourceDir) to one host as release opts.ReleaseID and
+// makes it live: lock, new release from the current one, shared links, before_switch hooks, atomic switch,
+// supervisor restart, checks, history, retention, unlock. A failure before the switch leaves current as it
+// was; a failure after it switches back, restarts and checks the previous release, and records both.
+func DeploySource(ctx context.Context, c HostConn, app *inventory.App, host string, opts *Options) *Outcome {
+	start := time.Now()
+	r := newHostRun(c, app, host, opts)
+	err := r.acquire(ctx, "deploy")
+	if err == nil {
+		err = r.release(ctx, r.deploySource(ctx))
+	}
+	r.out.Err, r.out.Duration = err, time.Since(start)
+	return r.out
+}
+
+func (r *hostRun) deploySource(ctx context.Context) error {
+	id := r.opts.ReleaseID
+	prev, err := ReadCurrent(ctx, r.c, r.l)
+	if err != nil {
+		return err
+	}
+	r.out.Before, r.out.After = prev, prev
+	if prev == id {
+		return fmt.Errorf("release %s is already current", id)
+	}
+	if err := r.prepareSource(ctx, prev); err != nil {
+		r.discard(ctx, id)
+		return errors.Join(err, r.history(ctx, HistoryEntry{Op: "deploy", ID: id, Previous: prev, Result: ResultFailed, Revision: r.opts.Revision, Error: err.Error()}))
+	}
+	if err := r.activate(ctx, id); err != nil {
+		return r.revert(ctx, id, prev, err)
+	}
+	r.out.After = id
+	if err := r.history(ctx, HistoryEntry{Op: "deploy", ID: id, Previous: prev, Result: ResultOK, Revision: r.opts.Revision}); err != nil {
+		return err
+	}
+	return r.retain(ctx, id, prev)
+}
+
+// prepareSource builds the new release next to the live one; nothing it does is visible to the app.
+func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
+	id := r.opts.ReleaseID
+	var base *Manifest
+	if prev != "" {
+		m, err := ReadManifest(ctx, r.c, r.l, prev)
+		switch {
+		case errors.Is(err, ErrNoManifest):
+			prev = ""
+		case err != nil:
+			return err
+		default:
+			base = m
+		}
+	}
+	if !r.opts.DryRun {
+		// A release dir of the same id that is not current can only be the remains of a killed run.
+		if err := r.run(ctx, RemoveReleasesCommand(r.l, []string{id})); err != nil {
+			return err
+		}
+	}
+	err := r.step("upload", func() error {
+		stats, err := Ship(ctx, r.c, r.opts.SourceDir, r.opts.Manifest, r.l, id, prev, base, ShipOptions{
+			DryRun: r.opts.DryRun,
+			Plan:   func(op, p string) { r.logf("would %s %s", op, p) },
+		})
+		if stats != nil {
+			r.out.Files, r.out.Bytes, r.out.Reused = stats.Files, stats.Bytes, stats.Reused
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(r.app.Shared) > 0 {
+		if err := r.step("shared", func() error { return r.run(ctx, SharedCommand(r.l, id, r.app.Shared)) }); err != nil {
+			return err
+		}
+	}
+	return r.hooks(ctx, "before_switch", r.app.Hooks.BeforeSwitch, id, prev)
+}
+
+// hooks runs the app's hook commands in the release directory with SKIFF_* set inline.
+func (r *hostRun) hooks(ctx context.Context, name string, hooks []string, id, prev string) error {
+	for i, h := range hooks {
+		cmd := hookCommand(r.l, r.app.Name, h, id, prev)
+		if err := r.step(fmt.Sprintf("%s[%d]", name, i), func() error { return r.run(ctx, cmd) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// activate switches current to id, restarts the programs and checks the app.
+func (r *hostRun) activate(ctx context.Context, id string) error {
+	if err := r.step("switch", func() error { return r.run(ctx, SwitchCommand(r.l, id)) }); err != nil {
+		return err
+	}
+	if err := r.restart(ctx); err != nil {
+		return err
+	}
+	if err := r.check(ctx); err != nil {
+		return err
+	}
+	return r.hooks(ctx, "after_switch", r.app.Hooks.AfterSwitch, id, "")
+}
+
+// revert puts prev back after id failed once live, and records both in history.
+func (r *hostRun) revert(ctx context.Context, id, prev string, cause error) error {
+	r.logf("FAILED: %v", cause)
+	failed := HistoryEntry{Op: "deploy", ID: id, Previous: prev, Result: ResultFailed, Revision: r.opts.Revision, Error: cause.Error()}
+	if prev == "" {
+		r.out.After = id
+		return errors.Join(cause, r.history(ctx, failed))
+	}
+	r.logf("rolling back to %s", prev)
+	err := r.activate(context.WithoutCancel(ctx), prev)
+	back := HistoryEntry{Op: "rollback", ID: prev, Previous: id, Result: ResultOK}
+	if err != nil {
+		back.Result, back.Error = ResultFailed, err.Error()
+		r.out.After = prev
+		return errors.Join(cause, fmt.Errorf("rollback to %s also failed: %w", prev, err), r.history(ctx, failed), r.history(ctx, back))
+	}
+	r.out.After, r.out.RolledBack = prev, true
+	return errors.Join(fmt.Errorf("%w (rolled back to %s)", cause, prev), r.history(ctx, failed), r.history(ctx, back))
+}
+
+// discard removes a release that never went live.
+func (r *hostRun) discard(ctx context.Context, id string) {
+	if !r.opts.DryRun {
+		_ = r.run(context.WithoutCancel(ctx), RemoveReleasesCommand(r.l, []string{id}))
+	}
+}
+
+// retain deletes releases beyond keep_releases.
+func (r *hostRun) retain(ctx context.Context, current, previous string) error {
+	if r.opts.DryRun {
+		return nil
+	}
+	return r.step("retain", func() error {
+		ids, err := ListReleases(ctx, r.c, r.l)
+		if err != nil {
+			return err
+		}
+		hist, err := ReadHistory(ctx, r.c, r.l)
+		if err != nil {
+			return err
+		}
+		remove := Retain(ids, current, previous, FailedIDs(hist), r.app.KeepReleases)
+		if len(remove) == 0 {
+			return nil
+		}
+		r.logf("removing old releases %v", remove)
+		return r.run(ctx, RemoveReleasesCommand(r.l, remove))
+	})
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# demo.sh — what `make demo` runs: start the sandbox target, then check, deploy, redeploy a change, watch a
+# broken release roll itself back, roll back by hand, and show the history. Everything runs against real
+# sshd and supervisord on this machine; nothing outside .sandbox/ is changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+skiff=(bin/skiff -i hosts.toml)
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "demo: run as root (the sandbox target starts sshd in a private mount namespace)" >&2
+	exit 2
+fi
+rm -rf .sandbox/srv/demo # every demo starts from a fresh target
+scripts/sandbox.sh up .sandbox
+trap 'scripts/sandbox.sh down .sandbox' EXIT
+
+work=.sandbox/work
+rm -rf "$work" && mkdir -p "$work" && cp -a examples/app "$work/v2" && cp -a examples/app "$work/broken"
+echo v2 >"$work/v2/VERSION"
+printf 'import sys\nsys.exit("this release is broken on purpose")\n' >"$work/broken/server.py"
+
+step "skiff check: SSH, host key, user, supervisord"
+"${skiff[@]}" check
+
+step "skiff deploy demo (first release: examples/app, v1)"
+"${skiff[@]}" deploy demo
+"${skiff[@]}" exec -- python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:8088/").read().decode().strip())'
+
+step "skiff deploy demo --source $work/v2 (only the changed file is sent)"
+"${skiff[@]}" deploy demo --source "$work/v2"
+"${skiff[@]}" exec -- python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:8088/").read().decode().strip())'
+
+step "skiff deploy a broken release: it fails its check and rolls back by itself (exit code 1)"
+set +e
+"${skiff[@]}" deploy demo --source "$work/broken"
+echo "exit code: $?"
+set -e
+"${skiff[@]}" status demo
+
+step "skiff rollback demo (back to v1 by hand)"
+"${skiff[@]}" rollback demo
+"${skiff[@]}" exec -- python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:8088/").read().decode().strip())'
+
+step "skiff releases demo"
+"${skiff[@]}" releases demo
+echo
+echo "demo done: the sandbox is stopped on exit; its files stay in .sandbox/ (make clean removes them)"
