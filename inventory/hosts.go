@@ -68,10 +68,10 @@ func (b *builder) defaults() Defaults {
 	}
 	d.IdentityFiles = []string{}
 	for _, f := range b.strs(p.child("identity_files"), r.IdentityFiles) {
-		d.IdentityFiles = append(d.IdentityFiles, b.expand(p.child("identity_files"), f))
+		d.IdentityFiles = append(d.IdentityFiles, b.local(p.child("identity_files"), f))
 	}
 	if d.KnownHosts != "" {
-		d.KnownHosts = b.expand(p.child("known_hosts"), d.KnownHosts)
+		d.KnownHosts = b.local(p.child("known_hosts"), d.KnownHosts)
 	}
 	return d
 }
@@ -116,11 +116,11 @@ func (b *builder) host(name string, r *rawHost, d Defaults) (*Host, bool) {
 	if r.IdentityFiles.set {
 		h.IdentityFiles = []string{}
 		for _, f := range b.strs(p.child("identity_files"), r.IdentityFiles) {
-			h.IdentityFiles = append(h.IdentityFiles, b.expand(p.child("identity_files"), f))
+			h.IdentityFiles = append(h.IdentityFiles, b.local(p.child("identity_files"), f))
 		}
 	}
 	if r.KnownHosts.set {
-		h.KnownHosts = b.expand(p.child("known_hosts"), b.str(p.child("known_hosts"), r.KnownHosts))
+		h.KnownHosts = b.local(p.child("known_hosts"), b.str(p.child("known_hosts"), r.KnownHosts))
 	}
 	if r.Jump.set {
 		h.Jump = b.str(p.child("jump"), r.Jump)
