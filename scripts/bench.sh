@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# bench.sh — the side-by-side benchmarks of bench/ (skiff against rsync, scp, tar|ssh, cat|ssh and, with
+# `make bench-fleet`, Ansible and parallel-ssh). Prints the table with ratios and keeps it under bench/results/.
+# SKIFF_BENCH_QUICK=1 runs a small smoke version.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p bench/results
+out="bench/results/$(date -u +%Y%m%dT%H%M%SZ)-${1:-source}.txt"
+pattern="${1:-Source}"
+go test -run '^$' -bench "Benchmark${pattern}" -benchtime 1x -timeout 60m ./bench/ ./deploy/ 2>&1 | tee "$out"
+echo "results kept in $out"
