@@ -50,7 +50,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			lockCommand(),
 			notYet("prune", "prune"),
-			notYet("cron", "cron"),
+			cronCommand(),
 		},
 	}
 }
