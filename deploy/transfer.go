@@ -1,0 +1,320 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"time"
+
+	"github.com/pkg/sftp"
+
+	"github.com/skiffdeploy/skiff/remote"
+)
+
+// Conn is what shipping a release needs from the connection to one target: commands and an SFTP client.
+// *remote.Conn satisfies it; the SFTP client it returns is shared and must not be closed.
+type Conn interface {
+	Run(ctx context.Context, cmd remote.Command) (*remote.Result, error)
+	SFTP(ctx context.Context) (*sftp.Client, error)
+}
+
+// ErrNoManifest is returned (wrapped) by ReadManifest when the target has no manifest for a release, for
+// example one shipped by an older tool; callers then ship without a base.
+var ErrNoManifest = errors.New("no manifest on the target")
+
+// ShipOptions tune Ship.
+type ShipOptions struct {
+	// Concurrency is how many files are in flight at once over SFTP; 0 means DefaultConcurrency.
+	Concurrency int
+	// SFTPOnly sends every file over SFTP even where one tar stream would be faster, for targets whose tar
+	// must not be trusted.
+	SFTPOnly bool
+	// DryRun computes what would be done and reports it through Plan without touching the target.
+	DryRun bool
+	// Plan receives each operation of a dry run: op is one of the Op* constants, path is relative to the new
+	// release (or, for OpBase and OpManifest, a path on the target).
+	Plan func(op string, path string)
+}
+
+// The operations a dry run reports through ShipOptions.Plan, in the order Ship performs them.
+const (
+	OpBase     = "base"     // the new release starts as hard links to this release's files
+	OpRemove   = "remove"   // an entry of the base that the new release does not have (or has with another type)
+	OpMkdir    = "mkdir"    // a directory is created
+	OpSymlink  = "symlink"  // a symlink is (re)created
+	OpChmod    = "chmod"    // a mode changes (a file's is copied on the target first, never changed in place)
+	OpUpload   = "upload"   // a file's content is sent
+	OpManifest = "manifest" // the manifest is stored
+)
+
+// DefaultConcurrency is how many files Ship keeps in flight over SFTP when ShipOptions.Concurrency is 0.
+const DefaultConcurrency = 64
+
+// ShipStats says what Ship did (or, in a dry run, would do).
+type ShipStats struct {
+	// Files and Bytes count the files whose content was sent and their sizes.
+	Files, Bytes int64
+	// Reused counts files taken from the base release without sending them.
+	Reused int64
+	// Removed counts entries of the base release left out of the new one.
+	Removed int64
+	// Duration is the wall time of the whole transfer.
+	Duration time.Duration
+}
+
+// Ship creates release id under layout on the target from the tree at localRoot, described by m (from Scan).
+// The release is complete when Ship returns without error, but it is not live: switching current is done
+// elsewhere.
+//
+// When base names a release whose manifest is baseManifest, the new release starts as hard links to the
+// base's files (one `cp -al` on the target, falling back to `cp -a`) and only the differences travel. The base
+// release's inodes are never modified: a changed file replaces its link (SFTP uploads go to a temporary name
+// and are renamed over it; tar's -U unlinks it first), and a mode-only change is copied on the target before
+// chmod. Entries of the base that neither manifest lists (shared links) are kept. With no base (or no
+// baseManifest) every file is sent.
+//
+// Content goes as one tar stream when there are many files or many bytes and the target has GNU tar,
+// otherwise over the shared SFTP client, ShipOptions.Concurrency files at a time. Every byte sent is hashed on
+// the way and must match m, so a source file edited since Scan fails the ship instead of poisoning the
+// manifest. Finally the manifest is stored at layout.Manifest(id). On error the partial release is left for
+// the caller to remove; it was never live.
+func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Layout, id string, base string,
+	baseManifest *Manifest, opts ShipOptions) (*ShipStats, error) {
+	start := time.Now()
+	if err := layout.Validate(); err != nil {
+		return nil, fmt.Errorf("ship: %w", err)
+	}
+	if !ValidReleaseID(id) {
+		return nil, fmt.Errorf("ship: invalid release id %q", id)
+	}
+	if base != "" && !ValidReleaseID(base) {
+		return nil, fmt.Errorf("ship %s: invalid base release id %q", id, base)
+	}
+	if base == id {
+		return nil, fmt.Errorf("ship %s: a release cannot be its own base", id)
+	}
+	if m == nil {
+		return nil, fmt.Errorf("ship %s: no manifest", id)
+	}
+	// Re-checked (and sorted) here because Ship builds paths and commands from it; m may be hand-made.
+	m, err := NewManifest(m.Entries)
+	if err != nil {
+		return nil, fmt.Errorf("ship %s: %w", id, err)
+	}
+	if base == "" || baseManifest == nil {
+		base, baseManifest = "", nil
+	}
+	p := newShipPlan(baseManifest, m, base)
+	stats := &ShipStats{Reused: p.reused, Removed: p.removed}
+	if opts.DryRun {
+		stats.Files, stats.Bytes = p.uploadTotals()
+		p.report(layout, id, opts.Plan)
+		stats.Duration = time.Since(start)
+		return stats, nil
+	}
+	s := &shipper{c: c, localRoot: localRoot, layout: layout, id: id, token: newShipToken(), stats: stats,
+		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly}
+	if s.concurrency <= 0 {
+		s.concurrency = DefaultConcurrency
+	}
+	if err := s.run(ctx, p, m); err != nil {
+		return stats, fmt.Errorf("ship %s: %w", id, err)
+	}
+	stats.Duration = time.Since(start)
+	return stats, nil
+}
+
+// shipper carries one Ship call's state.
+type shipper struct {
+	c           Conn
+	localRoot   string
+	layout      Layout
+	id          string
+	token       string // makes this ship's temporary names unique
+	stats       *ShipStats
+	concurrency int
+	sftpOnly    bool
+}
+
+// run does the work on the target. The manifest is written to a temporary name while the release is being
+// built, and only renamed into place once the release is complete.
+func (s *shipper) run(ctx context.Context, p *shipPlan, m *Manifest) (err error) {
+	staged := make(chan error, 1)
+	stageCtx, cancelStage := context.WithCancel(ctx)
+	go func() { staged <- s.stageManifest(stageCtx, m) }()
+	defer func() {
+		if err != nil {
+			cancelStage()
+		}
+		stageErr := <-staged
+		cancelStage()
+		if err == nil && stageErr != nil {
+			err = stageErr
+		}
+		if err == nil {
+			err = s.commitManifest(ctx)
+		}
+		if err != nil && stageErr == nil {
+			s.discardManifest(ctx)
+		}
+	}()
+
+	nFiles, nBytes := p.uploadTotals()
+	wantTar := !s.sftpOnly && (nFiles >= tarMinFiles || nBytes >= tarMinBytes)
+	res, err := s.c.Run(ctx, remote.Command{Argv: []string{"sh", "-s"},
+		Stdin: bytes.NewReader(p.prepareScript(s.layout, s.id, s.token, wantTar))})
+	if err != nil {
+		return fmt.Errorf("prepare release: %w", err)
+	}
+	useTar := wantTar && bytes.Contains(res.Stdout, []byte(tarMarker+"\n"))
+	if len(p.upload) > 0 {
+		if useTar {
+			err = s.sendTar(ctx, p.upload)
+		} else {
+			err = s.sendSFTP(ctx, p.upload)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if script := p.finishScript(s.layout, s.id); script != nil {
+		if _, err := s.c.Run(ctx, remote.Command{Argv: []string{"sh", "-s"}, Stdin: bytes.NewReader(script)}); err != nil {
+			return fmt.Errorf("set directory modes: %w", err)
+		}
+	}
+	return nil
+}
+
+// manifestTemp is where the manifest of the release being shipped is staged.
+func (s *shipper) manifestTemp() string { return shipTempName(s.layout.Manifest(s.id), s.token) }
+
+// stageManifest writes m to its temporary name, creating the manifests directory if this is the target's first
+// release (the prepare script, running at the same time, creates it too).
+func (s *shipper) stageManifest(ctx context.Context, m *Manifest) error {
+	client, err := s.c.SFTP(ctx)
+	if err != nil {
+		return fmt.Errorf("store manifest: %w", err)
+	}
+	tmp := s.manifestTemp()
+	if err := client.MkdirAll(s.layout.Manifests()); err != nil {
+		return fmt.Errorf("store manifest: create %s: %w", s.layout.Manifests(), err)
+	}
+	f, err := client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return fmt.Errorf("store manifest: %w", err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err = m.Encode(cancelWriter{ctx, bw})
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = client.Remove(tmp)
+		return fmt.Errorf("store manifest %s: %w", tmp, err)
+	}
+	return nil
+}
+
+// commitManifest renames the staged manifest into place, so that a reader never sees half of one.
+func (s *shipper) commitManifest(ctx context.Context) error {
+	client, err := s.c.SFTP(ctx)
+	if err == nil {
+		err = client.PosixRename(s.manifestTemp(), s.layout.Manifest(s.id))
+	}
+	if err != nil {
+		return fmt.Errorf("store manifest %s: %w", s.layout.Manifest(s.id), err)
+	}
+	return nil
+}
+
+// discardManifest removes the staged manifest of a release that failed, as far as the connection allows.
+func (s *shipper) discardManifest(ctx context.Context) {
+	if client, err := s.c.SFTP(ctx); err == nil {
+		_ = client.Remove(s.manifestTemp())
+	}
+}
+
+// ReadManifest reads and validates the stored manifest of release id. A target without one gives an error
+// wrapping ErrNoManifest; a manifest that fails validation is an error naming its bad line.
+func ReadManifest(ctx context.Context, c Conn, layout Layout, id string) (*Manifest, error) {
+	if err := layout.Validate(); err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	if !ValidReleaseID(id) {
+		return nil, fmt.Errorf("read manifest: invalid release id %q", id)
+	}
+	client, err := c.SFTP(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest of %s: %w", id, err)
+	}
+	name := layout.Manifest(id)
+	f, err := client.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("release %s: %w (%s)", id, ErrNoManifest, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read manifest %s: %w", name, err)
+	}
+	defer f.Close()
+	m, err := DecodeManifest(bufio.NewReaderSize(cancelReader{ctx, f}, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return m, nil
+}
+
+// shipTempName is the name a file is written under before it is renamed to p: hidden, in the same directory (so
+// the rename is atomic), and recognisable. Names too long to take the suffix are replaced by a digest.
+func shipTempName(p, token string) string {
+	dir, name := path.Split(p)
+	suffix := ".skiff-tmp-" + token
+	if len(name)+1+len(suffix) > 255 {
+		sum := sha256.Sum256([]byte(name))
+		name = hex.EncodeToString(sum[:16])
+	}
+	return dir + "." + name + suffix
+}
+
+func newShipToken() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// cancelReader makes reads fail once ctx ends, for transfers whose library calls take no context.
+type cancelReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r cancelReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+// cancelWriter makes writes fail once ctx ends.
+type cancelWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (w cancelWriter) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return w.w.Write(p)
+}

@@ -1,0 +1,223 @@
+package deploy
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/skiffdeploy/skiff/remote"
+)
+
+// Content goes as one tar stream, when the target has GNU tar, from tarMinFiles files (where per-file SFTP
+// round trips start to cost more than the stream's one extra session) or tarMinBytes bytes (where the SFTP
+// packet framing costs more than a plain stream, which also hashes on another core than it encrypts).
+const (
+	tarMinFiles = 32
+	tarMinBytes = 8 << 20
+)
+
+// errStreamAborted ends the local side of a tar stream once the remote side has stopped reading it.
+var errStreamAborted = errors.New("tar stream aborted")
+
+// sendSFTP uploads files over the connection's shared SFTP client, s.concurrency at a time. Each goes to a
+// temporary name, gets its mode, and is renamed over whatever the path held (a hard link into the base
+// release, which therefore keeps its content).
+func (s *shipper) sendSFTP(ctx context.Context, files []Entry) error {
+	client, err := s.c.SFTP(ctx)
+	if err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	rel := s.layout.Release(s.id)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.concurrency)
+	for _, e := range files {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return s.putFile(gctx, client, rel, e) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func (s *shipper) putFile(ctx context.Context, client *sftp.Client, rel string, e Entry) error {
+	src, err := os.Open(filepath.Join(s.localRoot, filepath.FromSlash(e.Path)))
+	if err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	defer src.Close()
+	dst := path.Join(rel, e.Path)
+	tmp := shipTempName(dst, s.token)
+	f, err := client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return fmt.Errorf("upload %q: create %s: %w", e.Path, tmp, err)
+	}
+	r := newSendReader(ctx, src, e)
+	_, err = f.ReadFrom(r)
+	if err == nil {
+		err = r.check()
+	}
+	if err == nil {
+		err = f.Chmod(e.Mode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = client.PosixRename(tmp, dst)
+	}
+	if err != nil {
+		_ = client.Remove(tmp)
+		return fmt.Errorf("upload %q: %w", e.Path, err)
+	}
+	atomic.AddInt64(&s.stats.Files, 1)
+	atomic.AddInt64(&s.stats.Bytes, e.Size)
+	return nil
+}
+
+// sendTar streams files as one tar archive into GNU tar on the target, which extracts them into the new
+// release. -U unlinks whatever a path held before writing it, so hard links into the base release are
+// replaced, never written through; -p keeps the modes exactly.
+func (s *shipper) sendTar(ctx context.Context, files []Entry) error {
+	pr, pw := io.Pipe()
+	written := make(chan error, 1)
+	go func() {
+		err := s.writeTar(ctx, pw, files)
+		pw.CloseWithError(err)
+		written <- err
+	}()
+	_, runErr := s.c.Run(ctx, remote.Command{
+		Argv:  []string{"tar", "-x", "-p", "-U", "--no-same-owner", "-f", "-"},
+		Dir:   s.layout.Release(s.id),
+		Stdin: pr,
+	})
+	pr.CloseWithError(errStreamAborted)
+	if err := <-written; err != nil && !errors.Is(err, errStreamAborted) {
+		return fmt.Errorf("upload: %w", err)
+	}
+	if runErr != nil {
+		return fmt.Errorf("upload: extract on target: %w", runErr)
+	}
+	return nil
+}
+
+func (s *shipper) writeTar(ctx context.Context, w io.Writer, files []Entry) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	tw := tar.NewWriter(bw)
+	buf := make([]byte, 256<<10)
+	for _, e := range files {
+		if err := s.addToTar(ctx, tw, e, buf); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func (s *shipper) addToTar(ctx context.Context, tw *tar.Writer, e Entry, buf []byte) error {
+	src, err := os.Open(filepath.Join(s.localRoot, filepath.FromSlash(e.Path)))
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	err = tw.WriteHeader(&tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     e.Path,
+		Size:     e.Size,
+		Mode:     int64(e.Mode),
+		ModTime:  fi.ModTime().Truncate(time.Second),
+		Format:   tar.FormatGNU, // long and non-UTF-8 names without PAX records, which old tars mishandle
+	})
+	if err != nil {
+		return fmt.Errorf("%q: %w", e.Path, err)
+	}
+	r := newSendReader(ctx, src, e)
+	if _, err := io.CopyBuffer(tw, r, buf); err != nil {
+		return fmt.Errorf("%q: %w", e.Path, err)
+	}
+	if err := r.check(); err != nil {
+		return fmt.Errorf("%q: %w", e.Path, err)
+	}
+	atomic.AddInt64(&s.stats.Files, 1)
+	atomic.AddInt64(&s.stats.Bytes, e.Size)
+	return nil
+}
+
+// sendReader reads a local file for sending: exactly the size the manifest records (which it also reports
+// through Size, so that pkg/sftp writes concurrently), hashing it on the way so that check can prove that what
+// was sent is what the manifest says. Reads fail once ctx ends.
+type sendReader struct {
+	ctx  context.Context
+	r    io.Reader
+	e    Entry
+	n    int64
+	hash hash.Hash
+}
+
+func newSendReader(ctx context.Context, r io.Reader, e Entry) *sendReader {
+	return &sendReader{ctx: ctx, r: r, e: e, hash: sha256.New()}
+}
+
+// Size is the number of bytes the reader yields.
+func (s *sendReader) Size() int64 { return s.e.Size }
+
+func (s *sendReader) Read(p []byte) (int, error) {
+	if err := s.ctx.Err(); err != nil {
+		return 0, err
+	}
+	left := s.e.Size - s.n
+	if left <= 0 {
+		var one [1]byte
+		if k, _ := s.r.Read(one[:]); k > 0 {
+			return 0, s.changed()
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	k, err := s.r.Read(p)
+	s.hash.Write(p[:k])
+	s.n += int64(k)
+	if errors.Is(err, io.EOF) {
+		if s.n < s.e.Size {
+			return k, s.changed()
+		}
+		err = nil
+	}
+	return k, err
+}
+
+// check reports whether everything read matches the manifest entry.
+func (s *sendReader) check() error {
+	if s.n != s.e.Size || hex.EncodeToString(s.hash.Sum(nil)) != s.e.SHA256 {
+		return s.changed()
+	}
+	return nil
+}
+
+func (s *sendReader) changed() error {
+	return fmt.Errorf("local file %q changed since it was scanned; scan again", s.e.Path)
+}
