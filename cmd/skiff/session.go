@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"os/user"
 	"strings"
@@ -25,6 +26,11 @@ type session struct {
 // loadInventory reads the inventory named by -i and fills in the defaults that depend on the local machine.
 func loadInventory(c *cli.Context) (*inventory.Inventory, error) {
 	inv, err := inventory.Load(c.String("inventory"))
+	var ie *inventory.Error
+	if err != nil && !errors.As(err, &ie) {
+		// A missing or unreadable inventory is an inventory error too (exit code 2), not a failed operation.
+		return nil, usagef("%v", err)
+	}
 	if err != nil {
 		return nil, err
 	}
