@@ -53,6 +53,7 @@ type Outcome struct {
 	Reused     int64         `json:"files_reused"`
 	Steps      []StepTiming  `json:"steps,omitempty"`
 	Restarted  []Restarted   `json:"restarted,omitempty"`
+	Image      *ImageChange  `json:"image,omitempty"` // image apps: the image live before and after
 	Duration   time.Duration `json:"-"`
 	Err        error         `json:"-"`
 }
@@ -134,10 +135,17 @@ func (r *hostRun) release(ctx context.Context, err error) error {
 	return err
 }
 
-// history records an entry (not in a dry run).
+// history records an entry (not in a dry run). Like the lock's release it uses a fresh context when ctx has
+// ended: a run cancelled by Ctrl-C or its timeout must still mark its release failed, or a later rollback
+// could pick that release.
 func (r *hostRun) history(ctx context.Context, e HistoryEntry) error {
 	if r.opts.DryRun {
 		return nil
+	}
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
 	}
 	e.App, e.Operator, e.Origin, e.Run = r.app.Name, r.opts.Operator, r.opts.Origin, r.opts.Run
 	return AppendHistory(ctx, r.c, r.l, e)

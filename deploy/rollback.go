@@ -42,12 +42,12 @@ func (r *hostRun) rollbackSource(ctx context.Context) error {
 		return err
 	}
 	r.logf("rolling back %s -> %s", cur, to)
-	if err := r.activate(ctx, to); err != nil {
+	if err := r.activate(ctx, to, cur); err != nil {
 		entry := HistoryEntry{Op: "rollback", ID: to, Previous: cur, Result: ResultFailed, Error: err.Error()}
 		if cur == "" {
 			return errors.Join(err, r.history(ctx, entry))
 		}
-		back := r.activate(context.WithoutCancel(ctx), cur)
+		back := r.activate(context.WithoutCancel(ctx), cur, to)
 		if back != nil {
 			r.out.After = to
 			return errors.Join(err, fmt.Errorf("putting %s back also failed: %w", cur, back), r.history(ctx, entry))

@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
 	"time"
 
 	"github.com/skiffdeploy/skiff/inventory"
@@ -32,13 +37,13 @@ func (r *hostRun) deploySource(ctx context.Context) error {
 	}
 	r.out.Before, r.out.After = prev, prev
 	if prev == id {
-		return fmt.Errorf("release %s is already current", id)
+		return fmt.Errorf("release %s is already current: a release id is the time to the second, so deploy again in a second", id)
 	}
 	if err := r.prepareSource(ctx, prev); err != nil {
 		r.discard(ctx, id)
 		return errors.Join(err, r.history(ctx, HistoryEntry{Op: "deploy", ID: id, Previous: prev, Result: ResultFailed, Revision: r.opts.Revision, Error: err.Error()}))
 	}
-	if err := r.activate(ctx, id); err != nil {
+	if err := r.activate(ctx, id, prev); err != nil {
 		return r.revert(ctx, id, prev, err)
 	}
 	r.out.After = id
@@ -83,11 +88,80 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 		return err
 	}
 	if len(r.app.Shared) > 0 {
-		if err := r.step("shared", func() error { return r.run(ctx, SharedCommand(r.l, id, r.app.Shared)) }); err != nil {
+		err := r.step("shared", func() error {
+			if err := r.seedShared(ctx); err != nil {
+				return err
+			}
+			return r.run(ctx, SharedCommand(r.l, id, r.app.Shared))
+		})
+		if err != nil {
 			return err
 		}
 	}
 	return r.hooks(ctx, "before_switch", r.app.Hooks.BeforeSwitch, id, prev)
+}
+
+// seedShared copies the shared entries that are regular files in the source tree (a .env) into shared/ on a
+// host that does not have them yet, so that the first one shipped becomes the persistent one; Scan leaves
+// shared entries out of the release, so SharedCommand alone would find nothing to seed from. What the host
+// already has is never overwritten, and shared directories start empty (a source tree's logs/ is not shipped).
+func (r *hostRun) seedShared(ctx context.Context) error {
+	for _, e := range r.app.Shared {
+		local := filepath.Join(r.opts.SourceDir, filepath.FromSlash(e))
+		fi, err := os.Lstat(local)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		dst := path.Join(r.l.Shared(), e)
+		if r.opts.DryRun {
+			r.logf("would seed %s from %s unless the host has it", dst, local)
+			continue
+		}
+		if err := r.seedFile(ctx, local, dst, fi.Mode().Perm()); err != nil {
+			return fmt.Errorf("seed shared %s: %w", e, err)
+		}
+	}
+	return nil
+}
+
+// seedFile uploads local to dst through a temporary name unless dst exists.
+func (r *hostRun) seedFile(ctx context.Context, local, dst string, mode fs.FileMode) error {
+	client, err := r.c.SFTP(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := client.Lstat(dst); !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := client.MkdirAll(path.Dir(dst)); err != nil {
+		return err
+	}
+	src, err := os.Open(local)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tmp := path.Join(path.Dir(dst), ".skiff-seed-"+r.opts.Run)
+	f, err := client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, src)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = client.Chmod(tmp, mode)
+	}
+	if err == nil {
+		err = client.PosixRename(tmp, dst)
+	}
+	if err != nil {
+		_ = client.Remove(tmp)
+		return err
+	}
+	r.logf("seeded %s from the source tree", dst)
+	return nil
 }
 
 // hooks runs the app's hook commands in the release directory with SKIFF_* set inline.
@@ -101,8 +175,9 @@ func (r *hostRun) hooks(ctx context.Context, name string, hooks []string, id, pr
 	return nil
 }
 
-// activate switches current to id, restarts the programs and checks the app.
-func (r *hostRun) activate(ctx context.Context, id string) error {
+// activate switches current from prev to id, restarts the programs, checks the app and runs the after_switch
+// hooks (which see prev as SKIFF_PREVIOUS, as the before_switch hooks do).
+func (r *hostRun) activate(ctx context.Context, id, prev string) error {
 	if err := r.step("switch", func() error { return r.run(ctx, SwitchCommand(r.l, id)) }); err != nil {
 		return err
 	}
@@ -112,7 +187,7 @@ func (r *hostRun) activate(ctx context.Context, id string) error {
 	if err := r.check(ctx); err != nil {
 		return err
 	}
-	return r.hooks(ctx, "after_switch", r.app.Hooks.AfterSwitch, id, "")
+	return r.hooks(ctx, "after_switch", r.app.Hooks.AfterSwitch, id, prev)
 }
 
 // revert puts prev back after id failed once live, and records both in history.
@@ -124,7 +199,7 @@ func (r *hostRun) revert(ctx context.Context, id, prev string, cause error) erro
 		return errors.Join(cause, r.history(ctx, failed))
 	}
 	r.logf("rolling back to %s", prev)
-	err := r.activate(context.WithoutCancel(ctx), prev)
+	err := r.activate(context.WithoutCancel(ctx), prev, id)
 	back := HistoryEntry{Op: "rollback", ID: prev, Previous: id, Result: ResultOK}
 	if err != nil {
 		back.Result, back.Error = ResultFailed, err.Error()

@@ -23,6 +23,7 @@ type appRun struct {
 	app   *inventory.App
 	hosts []*inventory.Host
 	opts  *deploy.Options
+	image *deploy.ImageOptions // image apps: what deploy and rollback pass to the image flow
 }
 
 // newAppRun resolves the APP argument and its hosts (narrowed by --hosts).
@@ -117,6 +118,9 @@ func (a *appRun) finish(command string, outs []*deploy.Outcome, errs []error) er
 }
 
 func outcomeSummary(o *deploy.Outcome) string {
+	if o.Image != nil {
+		return imageSummary(o)
+	}
 	var b strings.Builder
 	if o.Before == o.After {
 		fmt.Fprintf(&b, "%s (unchanged)", orDash(o.After))
@@ -162,6 +166,7 @@ func deployCommand() *cli.Command {
 			&cli.StringFlag{Name: "image", EnvVars: []string{"SKIFF_IMAGE"}, Usage: "full image reference to deploy (image apps)"},
 			&cli.BoolFlag{Name: "only-failed", Usage: "deploy only to the hosts whose last run of APP failed"},
 			&cli.BoolFlag{Name: "rollback-fleet", Usage: "when the rollout stops, also roll back the hosts that succeeded in this run"},
+			composeFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			a, err := newAppRun(c, "deploy")
@@ -169,8 +174,11 @@ func deployCommand() *cli.Command {
 				return err
 			}
 			defer a.s.close()
+			if err := a.requireSecrets(); err != nil {
+				return err
+			}
 			if a.app.Kind == inventory.KindImage {
-				return fmt.Errorf("deploy %s: image apps are not implemented yet", a.app.Name)
+				return a.deployImage(c)
 			}
 			if err := a.prepareSource(c); err != nil {
 				return err
@@ -193,6 +201,16 @@ func deployCommand() *cli.Command {
 			return a.finish("deploy", outs, errs)
 		},
 	}
+}
+
+// requireSecrets refuses to start when a secret the app needs is missing from the environment. Without this
+// check a deploy would switch to the new release, fail to restart it with supervisord's 401, and fail again
+// switching back.
+func (a *appRun) requireSecrets() error {
+	if env := a.app.Supervisor.PasswordEnv; env != "" && a.opts.Secret(env) == "" {
+		return usagef("app %s: supervisor.password_env names %s, which is not set in the environment", a.app.Name, env)
+	}
+	return nil
 }
 
 // prepareSource scans the local tree once for all hosts and names the release.
@@ -233,13 +251,24 @@ func gitShortSHA(dir string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// lastRunOK reads the app's history on the host: true when its last deploy or rollback succeeded.
+// lastRunOK reads the app's history on the host: true when every entry of the last skiff run there succeeded.
+// A deploy that failed and rolled back by itself ends with a successful rollback entry of the same run, so
+// the last entry alone would call that run good.
 func lastRunOK(ctx context.Context, conn deploy.HostConn, app *inventory.App) (bool, error) {
 	hist, err := deploy.ReadHistory(ctx, conn, deploy.Layout{Path: app.Path})
 	if err != nil || len(hist) == 0 {
 		return false, err
 	}
-	return hist[len(hist)-1].Result == deploy.ResultOK, nil
+	last := hist[len(hist)-1]
+	for i := len(hist) - 1; i >= 0 && hist[i].Run == last.Run; i-- {
+		if hist[i].Result != deploy.ResultOK {
+			return false, nil
+		}
+		if last.Run == "" {
+			break
+		}
+	}
+	return true, nil
 }
 
 // stopped reports whether the rollout stopped before every batch ran.
@@ -263,7 +292,7 @@ func (a *appRun) rollbackFleet(ctx context.Context, outs []*deploy.Outcome, errs
 		if err == nil {
 			opts := *a.opts
 			opts.To, opts.Force = o.Before, true
-			back := deploy.RollbackSource(ctx, conn, a.app, o.Host, &opts)
+			back := a.rollbackOne(ctx, conn, o.Host, &opts)
 			err = back.Err
 			if err == nil {
 				o.After, o.RolledBack = back.After, true

@@ -20,6 +20,7 @@ func rollbackCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "to", Usage: "release `ID` to go back to"},
 			&cli.BoolFlag{Name: "force", Usage: "allow going back to a release that history marks as failed"},
+			composeFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			a, err := newAppRun(c, "rollback")
@@ -27,8 +28,11 @@ func rollbackCommand() *cli.Command {
 				return err
 			}
 			defer a.s.close()
+			if err := a.requireSecrets(); err != nil {
+				return err
+			}
 			if a.app.Kind == inventory.KindImage {
-				return fmt.Errorf("rollback %s: image apps are not implemented yet", a.app.Name)
+				return a.rollbackImage(c)
 			}
 			a.opts.To, a.opts.Force = c.String("to"), c.Bool("force")
 			outs, errs := a.each(c.Context, "rollback", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn) *deploy.Outcome {
@@ -63,6 +67,11 @@ type releaseInfo struct {
 	ID      string `json:"id"`
 	Current bool   `json:"current"`
 	Failed  bool   `json:"failed"`
+	// Image apps: the image of the release and whether it is still on the host.
+	Tag     string `json:"tag,omitempty"`
+	Image   string `json:"image,omitempty"`
+	Digest  string `json:"digest,omitempty"`
+	Present *bool  `json:"present,omitempty"`
 }
 
 func releasesCommand() *cli.Command {
@@ -76,6 +85,9 @@ func releasesCommand() *cli.Command {
 				return err
 			}
 			defer a.s.close()
+			if a.app.Kind == inventory.KindImage {
+				return a.imageReleases(c)
+			}
 			l := deploy.Layout{Path: a.app.Path}
 			return a.inspect(c.Context, "releases", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn, r *hostResult) error {
 				cur, err := deploy.ReadCurrent(ctx, conn, l)
@@ -128,6 +140,8 @@ type appStatus struct {
 	CheckOK   bool            `json:"check_ok"`
 	CheckErr  string          `json:"check_error,omitempty"`
 	Lock      string          `json:"lock,omitempty"`
+	// Image apps: live release, pinned image and containers.
+	Image *deploy.ImageState `json:"image,omitempty"`
 }
 
 type processStatus struct {
@@ -147,6 +161,12 @@ func statusCommand() *cli.Command {
 				return err
 			}
 			defer a.s.close()
+			if err := a.requireSecrets(); err != nil {
+				return err
+			}
+			if a.app.Kind == inventory.KindImage {
+				return a.imageStatus(c)
+			}
 			l := deploy.Layout{Path: a.app.Path}
 			return a.inspect(c.Context, "status", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn, r *hostResult) error {
 				st := &appStatus{}
