@@ -1,5 +1,6 @@
-// Package testenv starts real daemons on loopback for skiff's integration
-// tests: OpenSSH sshd hosts and supervisord. Nothing is mocked; the tests
+// Package testenv starts real daemons for skiff's integration tests: OpenSSH
+// sshd hosts on loopback, supervisord, and fleets of hosts that each live in
+// network and mount namespaces of their own. Nothing is mocked; the tests
 // talk to the same programs a real target runs.
 //
 // # Using it from a test package
@@ -43,6 +44,62 @@
 // (they are found by the SKIFF_TESTENV_TOKEN variable sshd sets in each
 // session); no process is left behind. If the test binary dies instead,
 // the kernel kills each sshd (parent-death signal).
+//
+// # Fleet mode
+//
+// Real targets share the same app path, supervisord address and app ports;
+// fleet hosts do too (DESIGN.md, "Test hosts that look like a real fleet").
+// StartFleet (or Fleet, per test, closed in t.Cleanup) needs root and gives
+// each host its own network namespace skiff-TOKEN-N (TOKEN is unique per
+// environment) joined to the test machine by a veth pair on a /30 of
+// FleetOptions.Subnet (DefaultFleetSubnet, 10.231.0.0/16): the machine's
+// side is .1, the host's side (eth0 inside) is .2 and is Host.IP; sshd
+// listens there on port 22, so Host.Addr is "10.231.x.y:22", the inventory
+// says port = 22 and known_hosts lines are "10.231.x.y ssh-ed25519 ...".
+// Parallel test binaries take different /30s: the veth of each is named
+// after its network (skiffXXXXXXXX), and the kernel refuses a duplicate
+// name. A subnet that overlaps one of the machine's routes is refused.
+//
+// Inside its network namespace each host boots from one shell run under
+// "unshare --mount --propagation private": it bind-mounts Host.Root+"/srv"
+// over /srv (creating the empty directory /srv on the machine if it is
+// missing; the machine's own /srv is never written to), starts supervisord
+// and then becomes sshd, so both daemons see the same private /srv and the
+// same 127.0.0.1. Every host therefore has, at the same paths and ports:
+//
+//	/srv                         Host.Root+"/srv" on the test machine, owned by the login user
+//	/srv/run/supervisor.sock     supervisord's socket (FleetSupervisorURL), owned by the login user
+//	127.0.0.1:9001               supervisord's inet server, with FleetOptions.SupervisorInet
+//	/srv/run/supervisor/         supervisord's log and its programs' logs
+//	127.0.0.1:8088, ...          whatever FleetOptions.Programs listen on
+//
+// supervisord runs as root, as on a real server, with the same
+// configuration on every host: FleetOptions.Programs' [program:x] sections
+// (user=skiff-test, the login user TestUserName, to run as that user).
+// Tests see a host's files under Host.Root+"/srv", reach its daemons over
+// SSH (tunnels to 127.0.0.1:PORT or /srv/run/supervisor.sock, like skiff)
+// and run commands inside its namespaces, as root, with Host.Exec.
+//
+// Start is parallel, bounded by FleetOptions.Parallel (default two hosts per
+// CPU) and CPU-bound: supervisord's Python start-up (about 0.1 s of CPU) is
+// most of a host's cost, so fifty hosts take a few seconds on two idle
+// CPUs. FleetOptions.NoSupervisord starts sshd alone, several times faster,
+// for tests that need no supervisord.
+//
+// Host.Stop takes the host down like a machine: sshd, supervisord, their
+// programs and everything the host's sessions or Exec started; Restart
+// boots it again (a fresh supervisord, the same /srv). Env.Close also
+// kills anything else left in the namespaces, deletes the veths and
+// namespaces and removes Dir: nothing remains in "ip netns list", "ip link"
+// or the process table. A fleet holds a lock on /run/skiff-testenv/TOKEN.lock
+// while it lives; when a test binary dies without closing its fleet, the
+// next StartFleet finds that lock free and removes what the dead fleet left
+// (its namespaces, the processes in them and its Dir). Namespaces whose
+// owner is unknown are never touched.
+//
+// Without root, or where namespaces are not allowed, StartFleet returns
+// ErrNoNamespaces and Fleet skips (fails under CI=true); callers that can
+// do without a fleet fall back to Start's loopback hosts.
 //
 // # Skip or fail
 //

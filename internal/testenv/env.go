@@ -40,6 +40,7 @@ type Env struct {
 	authorizedKeys string
 	place          placement
 	spawn          *spawner
+	startLimit     int // hosts started at once by startHosts; 0 means all
 
 	mu     sync.Mutex
 	next   int              // index of the next host to place
@@ -55,6 +56,12 @@ func Start(n int) (*Env, error) {
 
 // StartContext is Start with a context bounding the whole start-up.
 func StartContext(ctx context.Context, n int) (*Env, error) {
+	return startEnv(ctx, n, func(*Env) (placement, error) { return loopback{}, nil })
+}
+
+// startEnv creates an environment, gives it the placement that newPlace
+// builds once Dir exists, and starts n hosts in it.
+func startEnv(ctx context.Context, n int, newPlace func(*Env) (placement, error)) (*Env, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("testenv: negative host count %d", n)
 	}
@@ -88,6 +95,10 @@ func StartContext(ctx context.Context, n int) (*Env, error) {
 		extra: map[*Host]string{},
 	}
 	if err := e.prepare(); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
+	if e.place, err = newPlace(e); err != nil {
+		e.place = loopback{}
 		return nil, errors.Join(err, e.Close())
 	}
 	hosts, err := e.startHosts(ctx, n)
@@ -124,14 +135,22 @@ func (e *Env) prepare() error {
 	return nil
 }
 
-// startHosts starts n hosts concurrently; on failure it still returns the
-// hosts that did start so that Close can stop them.
+// startHosts starts n hosts concurrently, at most startLimit at a time
+// when it is set; on failure it still returns the hosts that did start so
+// that Close can stop them.
 func (e *Env) startHosts(ctx context.Context, n int) ([]*Host, error) {
 	hosts := make([]*Host, n)
 	errs := make([]error, n)
+	limit := e.startLimit
+	if limit <= 0 {
+		limit = max(n, 1)
+	}
+	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			hosts[i], errs[i] = e.newHost(ctx, HostOptions{Name: fmt.Sprintf("h%d", i+1)})
 		})
 	}
@@ -173,11 +192,15 @@ func (e *Env) Close() error {
 	}
 	e.mu.Unlock()
 
-	var errs []error
-	for _, h := range hosts {
-		if err := h.Stop(); err != nil {
-			errs = append(errs, err)
-		}
+	// Hosts stop concurrently: each Stop mostly waits for its processes.
+	errs := make([]error, len(hosts), len(hosts)+3)
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Go(func() { errs[i] = h.Stop() })
+	}
+	wg.Wait()
+	if err := e.place.close(); err != nil {
+		errs = append(errs, err)
 	}
 	e.spawn.close()
 	if err := os.RemoveAll(e.Dir); err != nil {

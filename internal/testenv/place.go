@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,14 +10,19 @@ import (
 
 // placement decides where a host listens and how its daemons are started.
 // The loopback placement gives each host a 127.0.0.N address and a free port
-// and starts daemons as plain children of the test process; a network
-// namespace placement (DESIGN.md, Tests) can give each host its own
-// namespace, address and port 22 instead.
+// and starts daemons as plain children of the test process; the fleet
+// placement (fleet.go) gives each host its own network and mount namespace,
+// address and port 22 instead.
 type placement interface {
 	// listenAddr picks the address and port for the index-th host.
 	listenAddr(index int) (ip string, port int, err error)
-	// command returns a command that runs argv where the host lives.
-	command(h *Host, argv []string) *exec.Cmd
+	// boot returns the command that starts the host: argv is sshd's
+	// command line, which must end up running in the started process.
+	boot(h *Host, argv []string) *exec.Cmd
+	// command returns a command that runs argv where the running host lives.
+	command(ctx context.Context, h *Host, argv []string) *exec.Cmd
+	// close releases what listenAddr set up, once every host has stopped.
+	close() error
 }
 
 // loopback is the placement on the test machine's own loopback interface.
@@ -35,9 +41,15 @@ func (loopback) listenAddr(index int) (string, int, error) {
 	return "127.0.0.1", port, nil
 }
 
-func (loopback) command(_ *Host, argv []string) *exec.Cmd {
+func (loopback) boot(_ *Host, argv []string) *exec.Cmd {
 	return exec.Command(argv[0], argv[1:]...)
 }
+
+func (loopback) command(ctx context.Context, _ *Host, argv []string) *exec.Cmd {
+	return exec.CommandContext(ctx, argv[0], argv[1:]...)
+}
+
+func (loopback) close() error { return nil }
 
 // freePort asks the kernel for a port that is free on ip right now.
 func freePort(ip string) (int, error) {

@@ -29,16 +29,18 @@ type Host struct {
 	// Name is the host's name (h1, h2, ... or the name given to StartHost).
 	Name string
 	// IP is the address sshd listens on: 127.0.0.N, one per host (or
-	// 127.0.0.1 where such addresses cannot be bound).
+	// 127.0.0.1 where such addresses cannot be bound); for fleet hosts, the
+	// address of the host's network namespace (see StartFleet).
 	IP string
-	// Port is the TCP port sshd listens on.
+	// Port is the TCP port sshd listens on (22 for fleet hosts).
 	Port int
 	// Addr is IP:Port.
 	Addr string
 	// Dir holds the host's sshd_config, host key, pid file and log.
 	Dir string
 	// Root is a directory owned by the login user standing in for the
-	// host's file system; apps deploy under Root+"/srv/...".
+	// host's file system; apps deploy under Root+"/srv/...". Fleet hosts
+	// see Root+"/srv" as their own /srv, so apps there deploy to /srv/....
 	Root string
 	// HostKeyFile is the host's private key (ed25519 unless HostOptions
 	// asked for other types first).
@@ -204,7 +206,7 @@ func (h *Host) start(ctx context.Context) error {
 		return fmt.Errorf("testenv: write sshd_config: %w", err)
 	}
 	offset := fileSize(h.LogFile)
-	cmd := h.env.place.command(h, []string{h.env.sshd.path, "-D", "-f", h.ConfigFile, "-E", h.LogFile})
+	cmd := h.env.place.boot(h, []string{h.env.sshd.path, "-D", "-f", h.ConfigFile, "-E", h.LogFile})
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	p, err := h.env.spawn.start(cmd)
 	if err != nil {
@@ -305,9 +307,10 @@ func (h *Host) SSHArgs() []string {
 
 // Command returns a command that runs name with args where the host lives,
 // as the test process's own user. With loopback hosts that is the test
-// machine itself; other placements may run it inside the host's namespace.
+// machine itself; fleet hosts run it inside the host's network and mount
+// namespaces (see Exec).
 func (h *Host) Command(name string, args ...string) *exec.Cmd {
-	return h.env.place.command(h, append([]string{name}, args...))
+	return h.env.place.command(context.Background(), h, append([]string{name}, args...))
 }
 
 // sshdBinary is the sshd to run and its OpenSSH version.
