@@ -180,14 +180,20 @@ func deployCommand() *cli.Command {
 			if a.app.Kind == inventory.KindImage {
 				return a.deployImage(c)
 			}
-			if err := a.prepareSource(c); err != nil {
-				return err
-			}
-			if !a.s.out.json {
-				a.s.out.logf("deploying %s release %s (%d entries) to %d host(s)", a.app.Name, a.opts.ReleaseID, len(a.opts.Manifest.Entries), len(a.hosts))
-			}
+			// The local tree is scanned while the hosts are being connected to; each host waits for the scan.
+			scanned := make(chan struct{})
+			var scanErr error
+			go func() {
+				defer close(scanned)
+				if scanErr = a.prepareSource(c); scanErr == nil && !a.s.out.json {
+					a.s.out.logf("deploying %s release %s (%d entries) to %d host(s)", a.app.Name, a.opts.ReleaseID, len(a.opts.Manifest.Entries), len(a.hosts))
+				}
+			}()
 			onlyFailed := c.Bool("only-failed")
 			outs, errs := a.each(c.Context, "deploy", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn) *deploy.Outcome {
+				if <-scanned; scanErr != nil {
+					return &deploy.Outcome{Host: h.Name, Err: scanErr}
+				}
 				if onlyFailed {
 					if ok, err := lastRunOK(ctx, conn, a.app); err != nil || ok {
 						return &deploy.Outcome{Host: h.Name, Err: err}
@@ -195,6 +201,9 @@ func deployCommand() *cli.Command {
 				}
 				return deploy.DeploySource(ctx, conn, a.app, h.Name, a.opts)
 			})
+			if <-scanned; scanErr != nil {
+				return scanErr
+			}
 			if c.Bool("rollback-fleet") && stopped(errs) {
 				a.rollbackFleet(c.Context, outs, errs)
 			}
