@@ -12,8 +12,14 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 2
 fi
 rm -rf .sandbox/srv/demo # every demo starts from a fresh target
+rm -rf .sandbox/srv/web
+images=no
+if docker info >/dev/null 2>&1 && command -v docker-registry >/dev/null 2>&1 && command -v docker-compose >/dev/null 2>&1; then
+	images=yes
+fi
+trap 'scripts/sandbox.sh down .sandbox; [ $images = no ] || scripts/sandbox.sh images-down .sandbox' EXIT
+[ $images = no ] || scripts/sandbox.sh images .sandbox # before `up`: the login user joins the docker group
 scripts/sandbox.sh up .sandbox
-trap 'scripts/sandbox.sh down .sandbox' EXIT
 
 work=.sandbox/work
 rm -rf "$work" && mkdir -p "$work" && cp -a examples/app "$work/v2" && cp -a examples/app "$work/broken"
@@ -44,5 +50,28 @@ step "skiff rollback demo (back to v1 by hand)"
 
 step "skiff releases demo"
 "${skiff[@]}" releases demo
+
+if [ $images = yes ]; then
+	img=(bin/skiff -i examples/image/hosts.toml)
+	web='python3 -c "import urllib.request as u; print(u.urlopen(\"http://127.0.0.1:8089/\").read().decode().strip())"'
+	step "skiff deploy web --tag v1 (an image app: pull, pin the digest, bring up one compose service)"
+	"${img[@]}" deploy web --tag v1
+	"${img[@]}" exec -- "$web"
+	step "skiff deploy web --tag v2"
+	"${img[@]}" deploy web --tag v2
+	"${img[@]}" exec -- "$web"
+	step "skiff deploy web --tag v3 (its container exits at once: rolled back to the v2 digest, exit code 1)"
+	set +e
+	"${img[@]}" deploy web --tag v3
+	echo "exit code: $?"
+	set -e
+	step "skiff rollback web (back to the exact v1 digest)"
+	"${img[@]}" rollback web
+	"${img[@]}" exec -- "$web"
+	"${img[@]}" releases web
+else
+	echo
+	echo "(no Docker Engine, docker-registry or docker-compose here: the image half of the demo is skipped)"
+fi
 echo
 echo "demo done: the sandbox is stopped on exit; its files stay in .sandbox/ (make clean removes them)"

@@ -94,8 +94,55 @@ CONF
 	die "sshd or supervisord did not come up"
 }
 
+# images starts a registry on 127.0.0.1:$registry_port (Debian's docker-registry) and pushes three images of the
+# demo web app built with `docker import` from static busybox: v1, v2 and a broken v3 whose server never starts.
+registry_port="${SKIFF_SANDBOX_REGISTRY_PORT:-5055}"
+images() {
+	docker info >/dev/null 2>&1 || die "no Docker Engine reachable"
+	usermod -aG docker "$user"
+	mkdir -p "$dir/registry"
+	cat >"$dir/etc/registry.yml" <<CONF
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $dir/registry
+http:
+  addr: 127.0.0.1:$registry_port
+CONF
+	if ! (exec 3<>"/dev/tcp/127.0.0.1/$registry_port") 2>/dev/null; then
+		setsid /usr/bin/docker-registry serve "$dir/etc/registry.yml" </dev/null >"$dir/log/registry.log" 2>&1 &
+		echo $! >"$dir/run/registry.pid"
+		for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$registry_port") 2>/dev/null && break; sleep 0.1; done
+	fi
+	for v in v1 v2 v3; do
+		root="$dir/image-$v"
+		rm -rf "$root" && mkdir -p "$root/bin" "$root/www"
+		cp /bin/busybox "$root/bin/busybox"
+		ln -sf busybox "$root/bin/sh"
+		echo "hello from the skiff image demo $v" >"$root/www/index.html"
+		cmd='["/bin/busybox","httpd","-f","-p","8080","-h","/www"]'
+		[ "$v" = v3 ] && cmd='["/bin/busybox","sh","-c","echo this image is broken on purpose; exit 1"]'
+		tar -C "$root" -cf - . | docker import --change "CMD $cmd" - "127.0.0.1:$registry_port/demo/web:$v" >/dev/null
+		docker push -q "127.0.0.1:$registry_port/demo/web:$v" >/dev/null
+		docker image rm "127.0.0.1:$registry_port/demo/web:$v" >/dev/null
+	done
+	echo "sandbox: registry on 127.0.0.1:$registry_port with demo/web:v1, v2 and a broken v3"
+}
+
+images_down() {
+	if [ -f "$dir/run/registry.pid" ]; then
+		kill "$(cat "$dir/run/registry.pid")" 2>/dev/null || true
+		rm -f "$dir/run/registry.pid"
+	fi
+	docker-compose -p web -f "$dir/srv/web/compose.yaml" down >/dev/null 2>&1 || true
+	docker ps -aq --filter label=com.docker.compose.project=web | xargs -r docker rm -f >/dev/null 2>&1 || true
+	docker image ls -q "127.0.0.1:$registry_port/demo/web" | sort -u | xargs -r docker image rm -f >/dev/null 2>&1 || true
+}
+
 case "$action" in
 up) up ;;
 down) down ;;
-*) die "usage: sandbox.sh up|down [DIR]" ;;
+images) images ;;
+images-down) images_down ;;
+*) die "usage: sandbox.sh up|down|images|images-down [DIR]" ;;
 esac
