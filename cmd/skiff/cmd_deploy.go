@@ -189,15 +189,12 @@ func deployCommand() *cli.Command {
 					a.s.out.logf("deploying %s release %s (%d entries) to %d host(s)", a.app.Name, a.opts.ReleaseID, len(a.opts.Manifest.Entries), len(a.hosts))
 				}
 			}()
-			onlyFailed := c.Bool("only-failed")
+			if c.Bool("only-failed") {
+				a.narrowToFailed(c.Context)
+			}
 			outs, errs := a.each(c.Context, "deploy", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn) *deploy.Outcome {
 				if <-scanned; scanErr != nil {
 					return &deploy.Outcome{Host: h.Name, Err: scanErr}
-				}
-				if onlyFailed {
-					if ok, err := lastRunOK(ctx, conn, a.app); err != nil || ok {
-						return &deploy.Outcome{Host: h.Name, Err: err}
-					}
 				}
 				return deploy.DeploySource(ctx, conn, a.app, h.Name, a.opts)
 			})
@@ -260,24 +257,54 @@ func gitShortSHA(dir string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// lastRunOK reads the app's history on the host: true when every entry of the last skiff run there succeeded.
-// A deploy that failed and rolled back by itself ends with a successful rollback entry of the same run, so
-// the last entry alone would call that run good.
-func lastRunOK(ctx context.Context, conn deploy.HostConn, app *inventory.App) (bool, error) {
-	hist, err := deploy.ReadHistory(ctx, conn, deploy.Layout{Path: app.Path})
-	if err != nil || len(hist) == 0 {
-		return false, err
-	}
-	last := hist[len(hist)-1]
-	for i := len(hist) - 1; i >= 0 && hist[i].Run == last.Run; i-- {
-		if hist[i].Result != deploy.ResultOK {
-			return false, nil
+// narrowToFailed keeps only the hosts that did not succeed in the app's last run: the run of the newest history
+// entry across all the app's hosts. A host with no entry of that run (its batch never started, or it could not
+// be reached) did not succeed either, and neither did one whose history cannot be read now.
+func (a *appRun) narrowToFailed(ctx context.Context) {
+	l := deploy.Layout{Path: a.app.Path}
+	hists := make([][]deploy.HistoryEntry, len(a.hosts))
+	errs := deploy.ForEach(ctx, len(a.hosts), a.s.parallelOr(20), func(ctx context.Context, i int) error {
+		conn, err := a.s.pool.Get(ctx, deploy.Target(a.s.inv, a.hosts[i]))
+		if err == nil {
+			hists[i], err = deploy.ReadHistory(ctx, conn, l)
 		}
-		if last.Run == "" {
-			break
+		return err
+	})
+	var last deploy.HistoryEntry
+	for _, h := range hists {
+		for _, e := range h {
+			if e.Time.After(last.Time) {
+				last = e
+			}
 		}
 	}
-	return true, nil
+	var keep []*inventory.Host
+	for i, h := range a.hosts {
+		if errs[i] != nil || !runSucceeded(hists[i], last.Run) {
+			keep = append(keep, h)
+		}
+	}
+	if !a.s.out.json {
+		a.s.out.logf("--only-failed: %d of %d host(s) did not succeed in run %s", len(keep), len(a.hosts), orDash(last.Run))
+	}
+	a.hosts = keep
+}
+
+// runSucceeded reports whether a host's history has entries of run and all of them succeeded. A deploy that
+// failed and rolled back by itself ends with a successful rollback entry of the same run, so looking at the
+// last entry alone would call that run good.
+func runSucceeded(hist []deploy.HistoryEntry, run string) bool {
+	seen := false
+	for _, e := range hist {
+		if e.Run != run {
+			continue
+		}
+		if e.Result != deploy.ResultOK {
+			return false
+		}
+		seen = true
+	}
+	return seen
 }
 
 // stopped reports whether the rollout stopped before every batch ran.

@@ -31,13 +31,10 @@ func (a *appRun) deployImage(c *cli.Context) error {
 	if !a.s.out.json {
 		a.s.out.logf("deploying %s image %s to %d host(s)", a.app.Name, img.Ref, len(a.hosts))
 	}
-	onlyFailed := c.Bool("only-failed")
+	if c.Bool("only-failed") {
+		a.narrowToFailed(c.Context)
+	}
 	outs, errs := a.each(c.Context, "deploy", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn) *deploy.Outcome {
-		if onlyFailed {
-			if ok, err := lastRunOK(ctx, conn, a.app); err != nil || ok {
-				return &deploy.Outcome{Host: h.Name, Err: err}
-			}
-		}
 		return deploy.DeployImage(ctx, conn, a.app, h.Name, a.opts, img)
 	})
 	if c.Bool("rollback-fleet") && stopped(errs) {

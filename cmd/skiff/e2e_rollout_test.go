@@ -77,7 +77,7 @@ rollout.max_fail = 0
 		})
 		r := e2eSkiff(t, append([]string{"-i", inv, "--json", "deploy", "web", "--source", src}, args...)...)
 		var rep report
-		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || len(rep.Hosts) != 3 {
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || len(rep.Hosts) == 0 {
 			t.Fatalf("deploy %s: %v\n%s", version, err, r)
 		}
 		return rep
@@ -112,11 +112,14 @@ rollout.max_fail = 0
 	}
 	wantServing("v2", "v1", "v1")
 
+	// The last run failed on h2 and never reached h3; h1 took v3 and was rolled back with the fleet, which
+	// succeeded, so it is left alone.
 	rep = shipVersion("v4", "--only-failed")
-	if rep.ExitCode != 0 || rep.Hosts[1].After == rep.Hosts[1].Before || rep.Hosts[0].After != "" || rep.Hosts[2].After != "" {
-		t.Fatalf("deploy --only-failed: exit %d, %s; want only h2 deployed", rep.ExitCode, hostErrors(rep))
+	if rep.ExitCode != 0 || len(rep.Hosts) != 2 || rep.Hosts[0].Host != "h2" || rep.Hosts[1].Host != "h3" ||
+		rep.Hosts[0].After == rep.Hosts[0].Before || rep.Hosts[1].After == rep.Hosts[1].Before {
+		t.Fatalf("deploy --only-failed: exit %d, %s; want h2 and h3 deployed", rep.ExitCode, hostErrors(rep))
 	}
-	wantServing("v2", "v4", "v1")
+	wantServing("v2", "v4", "v4")
 
 	if rep := shipVersion("v5"); rep.ExitCode != 0 {
 		t.Fatalf("deploy to the whole fleet: %s", hostErrors(rep))
