@@ -109,7 +109,11 @@ func (a *appRun) each(ctx context.Context, command string, job func(ctx context.
 func (a *appRun) finish(command string, outs []*deploy.Outcome, errs []error) error {
 	results := make([]hostResult, len(outs))
 	for i, o := range outs {
-		results[i] = hostResult{Host: o.Host, OK: o.Err == nil, DurationMS: o.Duration.Milliseconds(), Outcome: o, summary: outcomeSummary(o)}
+		summary := outcomeSummary(o)
+		if a.s.dryRun {
+			summary = "would go " + summary
+		}
+		results[i] = hostResult{Host: o.Host, OK: o.Err == nil, DurationMS: o.Duration.Milliseconds(), Outcome: o, summary: summary}
 		if o.Err != nil {
 			results[i].Error = o.Err.Error()
 		}

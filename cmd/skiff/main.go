@@ -13,8 +13,10 @@ import (
 var version = "dev"
 
 func main() {
+	stopProfile := startCPUProfile(os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
 	stop()
+	stopProfile()
 	os.Exit(code)
 }

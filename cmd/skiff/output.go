@@ -36,21 +36,23 @@ type report struct {
 	Command  string       `json:"command"`
 	OK       bool         `json:"ok"`
 	ExitCode int          `json:"exit_code"`
+	DryRun   bool         `json:"dry_run,omitempty"` // nothing was changed: releases "after" are what would be live
 	Hosts    []hostResult `json:"hosts"`
 }
 
 // printer owns skiff's output. In text mode, remote output streams live as "host | line" with host names
 // padded to one width, so fifty hosts stay readable; in JSON mode stdout carries only the final report.
 type printer struct {
-	mu    sync.Mutex
-	out   io.Writer
-	err   io.Writer
-	json  bool
-	width int
+	mu     sync.Mutex
+	out    io.Writer
+	err    io.Writer
+	json   bool
+	dryRun bool
+	width  int
 }
 
-func newPrinter(out, err io.Writer, asJSON bool) *printer {
-	return &printer{out: out, err: err, json: asJSON}
+func newPrinter(out, err io.Writer, asJSON, dryRun bool) *printer {
+	return &printer{out: out, err: err, json: asJSON, dryRun: dryRun}
 }
 
 // setHosts fixes the width of the host column.
@@ -86,7 +88,7 @@ func (p *printer) logf(format string, args ...any) {
 // finish prints the per-host results and returns the error that decides the exit code.
 func (p *printer) finish(command string, results []hostResult, errs []error) error {
 	code := hostsExitCode(errs)
-	r := report{Command: command, OK: code == exitOK, ExitCode: code, Hosts: results}
+	r := report{Command: command, OK: code == exitOK, ExitCode: code, DryRun: p.dryRun, Hosts: results}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.json {
@@ -105,7 +107,11 @@ func (p *printer) finish(command string, results []hostResult, errs []error) err
 			failed++
 			fmt.Fprintf(p.out, "%-*s   FAILED %s\n", p.width, h.Host, oneLine(h.Error))
 		}
-		fmt.Fprintf(p.out, "%s: %d host(s), %d ok, %d failed\n", command, len(results), len(results)-failed, failed)
+		dry := ""
+		if p.dryRun {
+			dry = " (dry run: nothing was changed)"
+		}
+		fmt.Fprintf(p.out, "%s: %d host(s), %d ok, %d failed%s\n", command, len(results), len(results)-failed, failed, dry)
 	}
 	if code == exitOK {
 		return nil

@@ -53,7 +53,7 @@ func newSession(c *cli.Context) (*session, error) {
 	}
 	s := &session{
 		inv:      inv,
-		out:      newPrinter(c.App.Writer, c.App.ErrWriter, c.Bool("json")),
+		out:      newPrinter(c.App.Writer, c.App.ErrWriter, c.Bool("json"), c.Bool("dry-run")),
 		dryRun:   c.Bool("dry-run"),
 		verbose:  c.Bool("verbose"),
 		hosts:    splitList(c.String("hosts")),
