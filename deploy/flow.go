@@ -124,6 +124,17 @@ func (r *hostRun) acquire(ctx context.Context, op string) error {
 	})
 }
 
+// locked runs fn under the app's lock on the host, and fills in the outcome's error and duration.
+func (r *hostRun) locked(ctx context.Context, op string, fn func(context.Context) error) *Outcome {
+	start := time.Now()
+	err := r.acquire(ctx, op)
+	if err == nil {
+		err = r.release(ctx, fn(ctx))
+	}
+	r.out.Err, r.out.Duration = err, time.Since(start)
+	return r.out
+}
+
 // release frees the lock; a failure to do so is reported with the run's error, never swallowed.
 func (r *hostRun) release(ctx context.Context, err error) error {
 	if r.lock == nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"time"
 
 	"github.com/skiffdeploy/skiff/compose"
 	"github.com/skiffdeploy/skiff/inventory"
@@ -232,14 +231,8 @@ func (r *imageRun) dockerConfig() string { return path.Join(r.l.SkiffDir(), "doc
 // container state and health, port and HTTP checks, history, unlock. When the new image fails once up, the
 // previous digest is pinned and brought up again, checked, and both are recorded; the run then fails.
 func DeployImage(ctx context.Context, c HostConn, app *inventory.App, host string, opts *Options, img *ImageOptions) *Outcome {
-	start := time.Now()
 	r := newImageRun(c, app, host, opts, img)
-	err := r.acquire(ctx, "deploy")
-	if err == nil {
-		err = r.release(ctx, r.deployImage(ctx))
-	}
-	r.out.Err, r.out.Duration = err, time.Since(start)
-	return r.out
+	return r.locked(ctx, "deploy", r.deployImage)
 }
 
 func (r *imageRun) deployImage(ctx context.Context) error {

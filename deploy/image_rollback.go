@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/skiffdeploy/skiff/compose"
 	"github.com/skiffdeploy/skiff/inventory"
@@ -19,14 +18,8 @@ import (
 // the host. A release that history marks as failed is refused unless opts.Force. When the image it goes back
 // to fails its checks, the one that was live is put back.
 func RollbackImage(ctx context.Context, c HostConn, app *inventory.App, host string, opts *Options, img *ImageOptions) *Outcome {
-	start := time.Now()
 	r := newImageRun(c, app, host, opts, img)
-	err := r.acquire(ctx, "rollback")
-	if err == nil {
-		err = r.release(ctx, r.rollbackImage(ctx))
-	}
-	r.out.Err, r.out.Duration = err, time.Since(start)
-	return r.out
+	return r.locked(ctx, "rollback", r.rollbackImage)
 }
 
 func (r *imageRun) rollbackImage(ctx context.Context) error {

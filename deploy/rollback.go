@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/skiffdeploy/skiff/inventory"
 )
@@ -13,14 +12,8 @@ import (
 // before the current one. A release that history marks as failed is refused unless opts.Force. When the
 // release it goes back to fails its checks, the one that was live is put back.
 func RollbackSource(ctx context.Context, c HostConn, app *inventory.App, host string, opts *Options) *Outcome {
-	start := time.Now()
 	r := newHostRun(c, app, host, opts)
-	err := r.acquire(ctx, "rollback")
-	if err == nil {
-		err = r.release(ctx, r.rollbackSource(ctx))
-	}
-	r.out.Err, r.out.Duration = err, time.Since(start)
-	return r.out
+	return r.locked(ctx, "rollback", r.rollbackSource)
 }
 
 func (r *hostRun) rollbackSource(ctx context.Context) error {

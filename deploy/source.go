@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"time"
 
 	"github.com/skiffdeploy/skiff/inventory"
 )
@@ -19,14 +18,8 @@ import (
 // supervisor restart, checks, history, retention, unlock. A failure before the switch leaves current as it
 // was; a failure after it switches back, restarts and checks the previous release, and records both.
 func DeploySource(ctx context.Context, c HostConn, app *inventory.App, host string, opts *Options) *Outcome {
-	start := time.Now()
 	r := newHostRun(c, app, host, opts)
-	err := r.acquire(ctx, "deploy")
-	if err == nil {
-		err = r.release(ctx, r.deploySource(ctx))
-	}
-	r.out.Err, r.out.Duration = err, time.Since(start)
-	return r.out
+	return r.locked(ctx, "deploy", r.deploySource)
 }
 
 func (r *hostRun) deploySource(ctx context.Context) error {
