@@ -58,6 +58,24 @@ func newAppRun(c *cli.Context, command string) (*appRun, error) {
 	return &appRun{s: s, app: app, hosts: hosts, opts: runOptions(s)}, nil
 }
 
+// withApp is the Action of a command on one APP: it resolves the app and its hosts, refuses to start when a
+// secret the app needs is missing (needSecrets), and closes the run's connections afterwards.
+func withApp(command string, needSecrets bool, fn func(c *cli.Context, a *appRun) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		a, err := newAppRun(c, command)
+		if err != nil {
+			return err
+		}
+		defer a.s.close()
+		if needSecrets {
+			if err := a.requireSecrets(); err != nil {
+				return err
+			}
+		}
+		return fn(c, a)
+	}
+}
+
 // runOptions fills in who runs skiff and from where; CI systems are recognised by their variables.
 func runOptions(s *session) *deploy.Options {
 	machine, _ := os.Hostname()
@@ -172,15 +190,7 @@ func deployCommand() *cli.Command {
 			&cli.BoolFlag{Name: "rollback-fleet", Usage: "when the rollout stops, also roll back the hosts that succeeded in this run"},
 			composeFlag(),
 		},
-		Action: func(c *cli.Context) error {
-			a, err := newAppRun(c, "deploy")
-			if err != nil {
-				return err
-			}
-			defer a.s.close()
-			if err := a.requireSecrets(); err != nil {
-				return err
-			}
+		Action: withApp("deploy", true, func(c *cli.Context, a *appRun) error {
 			if a.app.Kind == inventory.KindImage {
 				return a.deployImage(c)
 			}
@@ -209,7 +219,7 @@ func deployCommand() *cli.Command {
 				a.rollbackFleet(c.Context, outs, errs)
 			}
 			return a.finish("deploy", outs, errs)
-		},
+		}),
 	}
 }
 

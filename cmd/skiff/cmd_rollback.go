@@ -22,15 +22,7 @@ func rollbackCommand() *cli.Command {
 			&cli.BoolFlag{Name: "force", Usage: "allow going back to a release that history marks as failed"},
 			composeFlag(),
 		},
-		Action: func(c *cli.Context) error {
-			a, err := newAppRun(c, "rollback")
-			if err != nil {
-				return err
-			}
-			defer a.s.close()
-			if err := a.requireSecrets(); err != nil {
-				return err
-			}
+		Action: withApp("rollback", true, func(c *cli.Context, a *appRun) error {
 			if a.app.Kind == inventory.KindImage {
 				return a.rollbackImage(c)
 			}
@@ -39,7 +31,7 @@ func rollbackCommand() *cli.Command {
 				return deploy.RollbackSource(ctx, conn, a.app, h.Name, a.opts)
 			})
 			return a.finish("rollback", outs, errs)
-		},
+		}),
 	}
 }
 
@@ -79,12 +71,7 @@ func releasesCommand() *cli.Command {
 		Name:      "releases",
 		Usage:     "list APP's releases and history on each host",
 		ArgsUsage: "APP",
-		Action: func(c *cli.Context) error {
-			a, err := newAppRun(c, "releases")
-			if err != nil {
-				return err
-			}
-			defer a.s.close()
+		Action: withApp("releases", false, func(c *cli.Context, a *appRun) error {
 			if a.app.Kind == inventory.KindImage {
 				return a.imageReleases(c)
 			}
@@ -122,7 +109,7 @@ func releasesCommand() *cli.Command {
 				r.summary = fmt.Sprintf("current %s, %d release(s), %d history entries", orDash(cur), len(ids), len(hist))
 				return nil
 			})
-		},
+		}),
 	}
 }
 
@@ -155,15 +142,7 @@ func statusCommand() *cli.Command {
 		Name:      "status",
 		Usage:     "show APP's current release, process states and port checks per host",
 		ArgsUsage: "APP",
-		Action: func(c *cli.Context) error {
-			a, err := newAppRun(c, "status")
-			if err != nil {
-				return err
-			}
-			defer a.s.close()
-			if err := a.requireSecrets(); err != nil {
-				return err
-			}
+		Action: withApp("status", true, func(c *cli.Context, a *appRun) error {
 			if a.app.Kind == inventory.KindImage {
 				return a.imageStatus(c)
 			}
@@ -201,7 +180,7 @@ func statusCommand() *cli.Command {
 				}
 				return nil
 			})
-		},
+		}),
 	}
 }
 
@@ -233,12 +212,7 @@ func programStates(ctx context.Context, conn deploy.HostConn, sup inventory.Supe
 
 func lockCommand() *cli.Command {
 	action := func(release bool) cli.ActionFunc {
-		return func(c *cli.Context) error {
-			a, err := newAppRun(c, "lock")
-			if err != nil {
-				return err
-			}
-			defer a.s.close()
+		return withApp("lock", false, func(c *cli.Context, a *appRun) error {
 			l := deploy.Layout{Path: a.app.Path}
 			return a.inspect(c.Context, "lock", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn, r *hostResult) error {
 				held, err := deploy.LockStatus(ctx, conn, l, a.app.Timeout.Duration)
@@ -259,7 +233,7 @@ func lockCommand() *cli.Command {
 				}
 				return nil
 			})
-		}
+		})
 	}
 	return &cli.Command{
 		Name:  "lock",
