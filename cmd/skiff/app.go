@@ -49,7 +49,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			releasesCommand(),
 			statusCommand(),
 			lockCommand(),
-			notYet("prune", "prune"),
+			pruneCommand(),
 			cronCommand(),
 		},
 	}
@@ -86,17 +86,6 @@ func versionCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			_, err := fmt.Fprintln(c.App.Writer, "skiff", version)
 			return err
-		},
-	}
-}
-
-func notYet(name, usage string) *cli.Command {
-	return &cli.Command{
-		Name:            name,
-		Usage:           usage,
-		SkipFlagParsing: true,
-		Action: func(c *cli.Context) error {
-			return fmt.Errorf("%s: not implemented yet", name)
 		},
 	}
 }

@@ -26,6 +26,7 @@ type hostResult struct {
 	History    []deploy.HistoryEntry `json:"history,omitempty"`
 	Status     *appStatus            `json:"status,omitempty"`
 	Lock       string                `json:"lock,omitempty"`
+	Pruned     *deploy.PruneReport   `json:"pruned,omitempty"`
 	*deploy.Outcome
 
 	summary string // the text-mode line after "ok"

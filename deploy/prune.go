@@ -1,0 +1,489 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/skiffdeploy/skiff/compose"
+	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/remote"
+)
+
+// PruneScope says what a prune covers on one host.
+type PruneScope struct {
+	// Apps are every app of the inventory deployed to the host (HostApps). Images are shared by the whole
+	// host, so the releases of all its image apps are kept, whichever app is pruned.
+	Apps []*inventory.App
+	// Only, when set, names the one app of Apps to prune: only its lock is taken, and only its releases, or
+	// the images of its repository (and dangling ones), are removed.
+	Only string
+}
+
+// targets returns the apps to lock and prune.
+func (s PruneScope) targets() ([]*inventory.App, error) {
+	if s.Only == "" {
+		return s.Apps, nil
+	}
+	for _, a := range s.Apps {
+		if a.Name == s.Only {
+			return []*inventory.App{a}, nil
+		}
+	}
+	return nil, fmt.Errorf("app %s is not deployed to this host", s.Only)
+}
+
+// HostApps returns the apps of the inventory that are deployed to host, sorted by name.
+func HostApps(inv *inventory.Inventory, host string) []*inventory.App {
+	var apps []*inventory.App
+	for _, name := range sortedKeys(inv.Apps) {
+		app := inv.Apps[name]
+		if hosts, err := inv.AppHosts(app, []string{host}); err == nil && len(hosts) > 0 {
+			apps = append(apps, app)
+		}
+	}
+	return apps
+}
+
+// PruneReport is what a prune removed on one host, or would remove in a dry run.
+type PruneReport struct {
+	DryRun bool `json:"dry_run"`
+	// Images are the images removed (in a dry run: that would be removed).
+	Images []PrunedImage `json:"images"`
+	// Refused are the images Docker would not remove, usually because a container started using them.
+	Refused []PrunedImage `json:"refused,omitempty"`
+	// Kept are the images prune considered and kept, with the reason.
+	Kept []KeptImage `json:"kept,omitempty"`
+	// Releases are the release directories of source apps removed.
+	Releases []PrunedRelease `json:"releases,omitempty"`
+	// Snapshots are the compose file snapshots (<path>/.skiff/compose/<id>.yaml) of image apps removed.
+	Snapshots []PrunedRelease `json:"compose_snapshots,omitempty"`
+	// Bytes is the sum of the sizes of Images: the most disk space their removal frees, since images share
+	// layers with each other.
+	Bytes int64 `json:"bytes_reclaimed_up_to"`
+	// ImagesSkipped says why images were not looked at ("" when they were, or the host has no image app).
+	ImagesSkipped string        `json:"images_skipped,omitempty"`
+	Duration      time.Duration `json:"-"`
+	Err           error         `json:"-"`
+}
+
+// pruner is one prune on one host.
+type pruner struct {
+	c    runner
+	host string
+	opts *Options
+	rep  *PruneReport
+}
+
+func (p *pruner) logf(format string, args ...any) {
+	if p.opts.Log != nil {
+		p.opts.Log(p.host, fmt.Sprintf(format, args...))
+	}
+}
+
+// Prune removes, on one host, what retention no longer needs: under the lock of every app it prunes (op
+// "prune"), the release directories of source apps beyond keep_releases and those a killed deploy left
+// incomplete (never the current or the previous one), and the images of image apps that no container uses,
+// that are not the image of the live release or of the keep_images releases before it of any image app on
+// the host, and that are older than the largest prune.min_age; dangling images go too. Images of other
+// repositories are left alone. A held lock fails the host with a *LockedError and keeps everything of that
+// app; when an image app's lock is held no image is removed at all, since images are shared by the host.
+// An image Docker refuses to remove is reported, not an error. Apps never deployed to the host are skipped.
+// In a dry run nothing is locked or removed (a held lock still fails), and the report lists exactly what a
+// real run would remove.
+func Prune(ctx context.Context, c runner, host string, scope PruneScope, opts *Options) *PruneReport {
+	start := time.Now()
+	p := &pruner{c: c, host: host, opts: opts, rep: &PruneReport{DryRun: opts.DryRun, Images: []PrunedImage{}}}
+	p.rep.Err = p.prune(ctx, scope)
+	p.rep.Duration = time.Since(start)
+	return p.rep
+}
+
+func (p *pruner) prune(ctx context.Context, scope PruneScope) error {
+	targets, err := scope.targets()
+	if err == nil {
+		targets, err = p.deployed(ctx, targets)
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	var locks []*Lock
+	blocked := map[string]bool{}
+	for _, app := range targets {
+		lk, err := p.lock(ctx, app)
+		if err != nil {
+			blocked[app.Name] = true
+			errs = append(errs, fmt.Errorf("app %s: %w", app.Name, err))
+			continue
+		}
+		if lk != nil {
+			locks = append(locks, lk)
+		}
+	}
+	var images []*inventory.App
+	imagesBlocked := false
+	for _, app := range targets {
+		switch {
+		case app.Kind == inventory.KindImage:
+			images = append(images, app)
+			imagesBlocked = imagesBlocked || blocked[app.Name]
+		case !blocked[app.Name]:
+			if err := p.pruneReleases(ctx, app); err != nil {
+				errs = append(errs, fmt.Errorf("app %s: %w", app.Name, err))
+			}
+		}
+	}
+	switch {
+	case len(images) == 0:
+	case imagesBlocked:
+		p.rep.ImagesSkipped = "the lock of an image app on the host could not be taken"
+		p.logf("no image removed: %s", p.rep.ImagesSkipped)
+	default:
+		if err := p.pruneImages(ctx, scope.Apps, images); err != nil {
+			errs = append(errs, fmt.Errorf("images: %w", err))
+		}
+	}
+	for _, lk := range locks {
+		if err := lk.Release(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deployedScript prints which of the app directories $@ skiff has deployed to (they have a .skiff directory).
+const deployedScript = `for d in "$@"; do [ -d "$d/.skiff" ] && printf '%s\n' "$d"; done; exit 0`
+
+// deployed keeps the apps that were deployed to the host. An app that never was has nothing to prune, and
+// taking its lock would create its directory; the images of its repository stay until its first deploy.
+func (p *pruner) deployed(ctx context.Context, apps []*inventory.App) ([]*inventory.App, error) {
+	if len(apps) == 0 {
+		return nil, nil
+	}
+	dirs := make([]string, len(apps))
+	for i, a := range apps {
+		dirs[i] = a.Path
+	}
+	res, err := p.c.Run(ctx, script(deployedScript, dirs...))
+	if err != nil {
+		return nil, fmt.Errorf("look for the apps' directories: %w", err)
+	}
+	found := setOf(strings.Split(string(res.Stdout), "\n"))
+	var out []*inventory.App
+	for _, a := range apps {
+		if found[a.Path] {
+			out = append(out, a)
+		} else {
+			p.logf("app %s was never deployed here: nothing to prune", a.Name)
+		}
+	}
+	return out, nil
+}
+
+// lock takes the app's lock; a dry run only checks that it is free, so that it fails where a real run would.
+func (p *pruner) lock(ctx context.Context, app *inventory.App) (*Lock, error) {
+	l := Layout{Path: app.Path}
+	if p.opts.DryRun {
+		held, err := LockStatus(ctx, p.c, l, app.Timeout.Duration)
+		if err != nil {
+			return nil, err
+		}
+		if held != nil {
+			return nil, held
+		}
+		return nil, nil
+	}
+	return AcquireLock(ctx, p.c, l, LockOwner{
+		Operator: p.opts.Operator, Machine: p.opts.Machine, PID: p.opts.PID, Origin: p.opts.Origin, Op: "prune", App: app.Name,
+	}, app.Timeout.Duration)
+}
+
+// run runs a command that removes something, or shows it in a dry run.
+func (p *pruner) run(ctx context.Context, cmd remote.Command) error {
+	if p.opts.DryRun {
+		p.logf("would run: %s", cmd.String())
+		return nil
+	}
+	_, err := p.c.Run(ctx, cmd)
+	return err
+}
+
+// listScript prints the names of the regular files or directories ($2 = -f or -d) in directory $1 that end
+// in $3, without that suffix; a missing directory lists nothing.
+const listScript = `[ -d "$1" ] || exit 0
+cd "$1" || exit 1
+for e in *"$3"; do [ "$2" "$e" ] && printf '%s\n' "${e%"$3"}"; done
+exit 0`
+
+// listIDs lists what listScript finds, keeping only valid release ids.
+func (p *pruner) listIDs(ctx context.Context, dir, test, suffix string) (map[string]bool, error) {
+	res, err := p.c.Run(ctx, script(listScript, dir, test, suffix))
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	ids := map[string]bool{}
+	for _, line := range strings.Split(string(res.Stdout), "\n") {
+		if ValidReleaseID(line) {
+			ids[line] = true
+		}
+	}
+	return ids, nil
+}
+
+// pruneReleases removes a source app's releases beyond retention and the incomplete ones.
+func (p *pruner) pruneReleases(ctx context.Context, app *inventory.App) error {
+	l := Layout{Path: app.Path}
+	ids, err := ListReleases(ctx, p.c, l)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	cur, err := ReadCurrent(ctx, p.c, l)
+	if err != nil {
+		return err
+	}
+	hist, err := ReadHistory(ctx, p.c, l)
+	if err != nil {
+		return err
+	}
+	complete, err := p.listIDs(ctx, l.Manifests(), "-f", "")
+	if err != nil {
+		return err
+	}
+	plan := PlanReleases(app.Name, ids, complete, cur, previousRelease(ids, hist, cur), FailedIDs(hist), app.KeepReleases)
+	if len(plan) == 0 {
+		return nil
+	}
+	remove := make([]string, len(plan))
+	for i, r := range plan {
+		remove[i] = r.ID
+		p.logf("%s %s release %s (%s)", p.verb(), app.Name, r.ID, r.Reason)
+	}
+	if err := p.run(ctx, RemoveReleasesCommand(l, remove)); err != nil {
+		return fmt.Errorf("remove releases: %w", err)
+	}
+	p.rep.Releases = append(p.rep.Releases, plan...)
+	return nil
+}
+
+func (p *pruner) verb() string {
+	if p.opts.DryRun {
+		return "would remove"
+	}
+	return "removing"
+}
+
+// pruneImages removes the images no image app on the host needs, then the compose snapshots of the pruned
+// apps' releases whose images are no longer kept.
+func (p *pruner) pruneImages(ctx context.Context, all, targets []*inventory.App) error {
+	policy := ImagePolicy{Now: time.Now()}
+	hists := map[string][]HistoryEntry{}
+	kept := map[string][]ImageRelease{}
+	for _, app := range all {
+		if app.Kind != inventory.KindImage {
+			continue
+		}
+		hist, err := ReadHistory(ctx, p.c, Layout{Path: app.Path})
+		if err != nil {
+			return fmt.Errorf("app %s: %w", app.Name, err)
+		}
+		rels, err := KeptImages(hist, app.KeepImages)
+		if err != nil {
+			return fmt.Errorf("app %s: %w", app.Name, err)
+		}
+		for _, rel := range rels {
+			policy.Keep = append(policy.Keep, KeptRelease{App: app.Name, ImageRelease: rel})
+		}
+		hists[app.Name], kept[app.Name] = hist, rels
+		policy.MinAge = max(policy.MinAge, app.Prune.MinAge.Duration)
+	}
+	for _, app := range targets {
+		ref, err := compose.ParseReference(app.Image)
+		if err != nil {
+			return fmt.Errorf("app %s: image: %w", app.Name, err)
+		}
+		policy.Repositories = append(policy.Repositories, ref.Repository)
+	}
+	host, err := p.hostImages(ctx)
+	if err != nil {
+		return err
+	}
+	remove, keep := PlanImages(host, policy)
+	p.rep.Kept = keep
+	for _, k := range keep {
+		p.logf("keeping image %s %s: %s", shortDigest(k.ID), refsText(k.Refs), k.Reason)
+	}
+	if err := p.sizes(ctx, remove); err != nil {
+		return err
+	}
+	for _, im := range remove {
+		if err := p.removeImage(ctx, im); err != nil {
+			return err
+		}
+	}
+	var errs []error
+	for _, app := range targets {
+		if err := p.pruneSnapshots(ctx, app, hists[app.Name], kept[app.Name]); err != nil {
+			errs = append(errs, fmt.Errorf("app %s: %w", app.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// hostImages lists the host's images, the dangling ones and those that containers use.
+func (p *pruner) hostImages(ctx context.Context) (HostImages, error) {
+	var h HostImages
+	out, err := p.query(ctx, compose.ImageList())
+	if err != nil {
+		return h, fmt.Errorf("list images: %w", err)
+	}
+	if h.Images, err = compose.ParseImageList(out); err != nil {
+		return h, err
+	}
+	if out, err = p.query(ctx, compose.DanglingImages()); err != nil {
+		return h, fmt.Errorf("list dangling images: %w", err)
+	}
+	dangling, err := compose.ParseImageIDs(out)
+	if err != nil {
+		return h, err
+	}
+	h.Dangling = setOf(dangling)
+	if out, err = p.query(ctx, compose.AllContainers()); err != nil {
+		return h, fmt.Errorf("list containers: %w", err)
+	}
+	ids, err := compose.ParseIDs(out)
+	if err != nil || len(ids) == 0 {
+		h.InUse = map[string]bool{}
+		return h, err
+	}
+	argv, err := compose.ContainerImages(ids)
+	if err != nil {
+		return h, err
+	}
+	if out, err = p.query(ctx, argv); err != nil {
+		return h, fmt.Errorf("inspect containers: %w", err)
+	}
+	used, err := compose.ParseContainerImages(out)
+	if err != nil {
+		return h, err
+	}
+	h.InUse = map[string]bool{}
+	for _, img := range used {
+		h.InUse[img] = true
+	}
+	return h, nil
+}
+
+func (p *pruner) query(ctx context.Context, argv []string) ([]byte, error) {
+	res, err := p.c.Run(ctx, remote.Command{Argv: argv})
+	if err != nil {
+		return nil, err
+	}
+	return res.Stdout, nil
+}
+
+func setOf(list []string) map[string]bool {
+	m := make(map[string]bool, len(list))
+	for _, s := range list {
+		m[s] = true
+	}
+	return m
+}
+
+// sizes fills in the size of each image. An image that went away in the meantime keeps size 0.
+func (p *pruner) sizes(ctx context.Context, images []PrunedImage) error {
+	if len(images) == 0 {
+		return nil
+	}
+	ids := make([]string, len(images))
+	for i, im := range images {
+		ids[i] = im.ID
+	}
+	argv, err := compose.ImageSizes(ids)
+	if err != nil {
+		return err
+	}
+	res, err := p.c.Run(ctx, remote.Command{Argv: argv})
+	var ee *remote.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return fmt.Errorf("inspect images: %w", err)
+	}
+	sizes, perr := compose.ParseImageSizes(res.Stdout)
+	if perr != nil {
+		return perr
+	}
+	for i := range images {
+		images[i].Size = sizes[images[i].ID]
+	}
+	return nil
+}
+
+// removeImage removes one image by id. Docker refusing it (in use since the listing, named elsewhere) is
+// reported in Refused; only a failure to reach Docker at all is an error.
+func (p *pruner) removeImage(ctx context.Context, im PrunedImage) error {
+	argv, err := compose.RemoveImage(im.ID)
+	if err != nil {
+		return err
+	}
+	desc := fmt.Sprintf("image %s %s, %s, created %s", shortDigest(im.ID), refsText(im.Refs), sizeText(im.Size), createdText(im.Created))
+	if p.opts.DryRun {
+		p.logf("would remove %s", desc)
+	} else {
+		_, err := p.c.Run(ctx, remote.Command{Argv: argv})
+		var ee *remote.ExitError
+		if errors.As(err, &ee) {
+			im.Error = oneLineOf(ee.Stderr)
+			if im.Error == "" {
+				im.Error = ee.Error()
+			}
+			p.rep.Refused = append(p.rep.Refused, im)
+			p.logf("docker refused to remove %s: %s", desc, im.Error)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("remove image %s: %w", im.ID, err)
+		}
+		p.logf("removed %s", desc)
+	}
+	p.rep.Images = append(p.rep.Images, im)
+	p.rep.Bytes += im.Size
+	return nil
+}
+
+// removeSnapshotsScript removes the compose snapshots $2… (release ids) from directory $1.
+const removeSnapshotsScript = `set -e; cd "$1"; shift; for id in "$@"; do rm -f "./$id.yaml"; done`
+
+// pruneSnapshots removes the compose file snapshots of an image app's releases whose images are not kept:
+// a rollback to them is no longer possible.
+func (p *pruner) pruneSnapshots(ctx context.Context, app *inventory.App, hist []HistoryEntry, kept []ImageRelease) error {
+	dir := path.Join(Layout{Path: app.Path}.SkiffDir(), "compose")
+	have, err := p.listIDs(ctx, dir, "-f", ".yaml")
+	if err != nil {
+		return err
+	}
+	keep := keptIDs(hist, kept)
+	var remove []string
+	for id := range have {
+		if !keep[id] {
+			remove = append(remove, id)
+		}
+	}
+	if len(remove) == 0 {
+		return nil
+	}
+	sort.Strings(remove)
+	for _, id := range remove {
+		p.logf("%s %s compose snapshot %s (%s)", p.verb(), app.Name, id, ReasonImageGone)
+	}
+	if err := p.run(ctx, script(removeSnapshotsScript, append([]string{dir}, remove...)...)); err != nil {
+		return fmt.Errorf("remove compose snapshots: %w", err)
+	}
+	for _, id := range remove {
+		p.rep.Snapshots = append(p.rep.Snapshots, PrunedRelease{App: app.Name, ID: id, Reason: ReasonImageGone})
+	}
+	return nil
+}
