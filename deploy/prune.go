@@ -213,28 +213,6 @@ func (p *pruner) run(ctx context.Context, cmd remote.Command) error {
 	return err
 }
 
-// listScript prints the names of the regular files or directories ($2 = -f or -d) in directory $1 that end
-// in $3, without that suffix; a missing directory lists nothing.
-const listScript = `[ -d "$1" ] || exit 0
-cd "$1" || exit 1
-for e in *"$3"; do [ "$2" "$e" ] && printf '%s\n' "${e%"$3"}"; done
-exit 0`
-
-// listIDs lists what listScript finds, keeping only valid release ids.
-func (p *pruner) listIDs(ctx context.Context, dir, test, suffix string) (map[string]bool, error) {
-	res, err := p.c.Run(ctx, script(listScript, dir, test, suffix))
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
-	}
-	ids := map[string]bool{}
-	for _, line := range strings.Split(string(res.Stdout), "\n") {
-		if ValidReleaseID(line) {
-			ids[line] = true
-		}
-	}
-	return ids, nil
-}
-
 // pruneReleases removes a source app's releases beyond retention and the incomplete ones.
 func (p *pruner) pruneReleases(ctx context.Context, app *inventory.App) error {
 	l := Layout{Path: app.Path}
@@ -250,11 +228,11 @@ func (p *pruner) pruneReleases(ctx context.Context, app *inventory.App) error {
 	if err != nil {
 		return err
 	}
-	complete, err := p.listIDs(ctx, l.Manifests(), "-f", "")
+	complete, err := listIDs(ctx, p.c, l.Manifests(), "-f", "")
 	if err != nil {
 		return err
 	}
-	plan := PlanReleases(app.Name, ids, complete, cur, previousRelease(ids, hist, cur), FailedIDs(hist), app.KeepReleases)
+	plan := PlanReleases(app.Name, ids, complete, cur, previousRelease(onlyComplete(ids, complete), hist, cur), FailedIDs(hist), app.KeepReleases)
 	if len(plan) == 0 {
 		return nil
 	}
@@ -461,7 +439,7 @@ const removeSnapshotsScript = `set -e; cd "$1"; shift; for id in "$@"; do rm -f 
 // a rollback to them is no longer possible.
 func (p *pruner) pruneSnapshots(ctx context.Context, app *inventory.App, hist []HistoryEntry, kept []ImageRelease) error {
 	dir := path.Join(Layout{Path: app.Path}.SkiffDir(), "compose")
-	have, err := p.listIDs(ctx, dir, "-f", ".yaml")
+	have, err := listIDs(ctx, p.c, dir, "-f", ".yaml")
 	if err != nil {
 		return err
 	}

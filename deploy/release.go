@@ -29,21 +29,58 @@ func ReadCurrent(ctx context.Context, c runner, l Layout) (string, error) {
 	return id, nil
 }
 
-// ListReleases returns the release ids present on the target, oldest first; names that are not release ids
-// (a stray file, a half-written temp) are ignored.
-func ListReleases(ctx context.Context, c runner, l Layout) ([]string, error) {
-	res, err := c.Run(ctx, script(`[ -d "$1" ] || exit 0; cd "$1" && for d in *; do [ -d "$d" ] && printf '%s\n' "$d"; done; exit 0`, l.Releases()))
+// listScript prints the names of the regular files or directories ($2 = -f or -d) in directory $1 that end
+// in $3, without that suffix; a missing directory lists nothing.
+const listScript = `[ -d "$1" ] || exit 0
+cd "$1" || exit 1
+for e in *"$3"; do [ "$2" "$e" ] && printf '%s\n' "${e%"$3"}"; done
+exit 0`
+
+// listIDs lists what listScript finds in dir, keeping only valid release ids: names read back from a target
+// reach paths and commands only after that check.
+func listIDs(ctx context.Context, c runner, dir, test, suffix string) (map[string]bool, error) {
+	res, err := c.Run(ctx, script(listScript, dir, test, suffix))
 	if err != nil {
-		return nil, fmt.Errorf("list releases: %w", err)
+		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
-	var ids []string
+	ids := map[string]bool{}
 	for _, line := range strings.Split(string(res.Stdout), "\n") {
 		if ValidReleaseID(line) {
-			ids = append(ids, line)
+			ids[line] = true
 		}
+	}
+	return ids, nil
+}
+
+// ListReleases returns the release directories present on the target, oldest first, complete or not.
+func ListReleases(ctx context.Context, c runner, l Layout) ([]string, error) {
+	set, err := listIDs(ctx, c, l.Releases(), "-d", "")
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(set))
+	for id := range set {
+		ids = append(ids, id)
 	}
 	sort.Strings(ids)
 	return ids, nil
+}
+
+// CompleteReleases returns the releases whose manifest is stored. Ship writes the manifest last, so a release
+// directory without one is the remains of a killed deploy: it is never rolled back to, and retention removes it.
+func CompleteReleases(ctx context.Context, c runner, l Layout) (map[string]bool, error) {
+	return listIDs(ctx, c, l.Manifests(), "-f", "")
+}
+
+// onlyComplete keeps the ids that are complete, in order.
+func onlyComplete(ids []string, complete map[string]bool) []string {
+	var out []string
+	for _, id := range ids {
+		if complete[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // switchScript points current at a release by renaming a fresh symlink over it: rename(2) is atomic, so

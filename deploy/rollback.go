@@ -26,6 +26,11 @@ func (r *hostRun) rollbackSource(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	complete, err := CompleteReleases(ctx, r.c, r.l)
+	if err != nil {
+		return err
+	}
+	ids = onlyComplete(ids, complete)
 	hist, err := ReadHistory(ctx, r.c, r.l)
 	if err != nil {
 		return err
@@ -64,7 +69,7 @@ func RollbackTarget(ids []string, hist []HistoryEntry, cur, to string, force boo
 		case !ValidReleaseID(to):
 			return "", fmt.Errorf("--to %q is not a release id (like 20261122T101500Z)", to)
 		case !present[to]:
-			return "", fmt.Errorf("release %s is not on the host (have %v)", to, ids)
+			return "", fmt.Errorf("release %s is not a complete release on the host (have %v)", to, ids)
 		case to == cur:
 			return "", fmt.Errorf("release %s is already current", to)
 		case failed[to] && !force:

@@ -224,7 +224,15 @@ func (r *hostRun) retain(ctx context.Context, current, previous string) error {
 		if err != nil {
 			return err
 		}
-		remove := Retain(ids, current, previous, FailedIDs(hist), r.app.KeepReleases)
+		complete, err := CompleteReleases(ctx, r.c, r.l)
+		if err != nil {
+			return err
+		}
+		failed := FailedIDs(hist)
+		for _, id := range ids {
+			failed[id] = failed[id] || !complete[id]
+		}
+		remove := Retain(ids, current, previous, failed, r.app.KeepReleases)
 		if len(remove) == 0 {
 			return nil
 		}

@@ -36,6 +36,8 @@ type releaseInfo struct {
 	ID      string `json:"id"`
 	Current bool   `json:"current"`
 	Failed  bool   `json:"failed"`
+	// Incomplete marks a release directory without a manifest: the remains of an interrupted deploy.
+	Incomplete bool `json:"incomplete,omitempty"`
 	// Image apps: the image of the release and whether it is still on the host.
 	Tag     string `json:"tag,omitempty"`
 	Image   string `json:"image,omitempty"`
@@ -66,15 +68,22 @@ func releasesCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
+				complete, err := deploy.CompleteReleases(ctx, conn, l)
+				if err != nil {
+					return err
+				}
 				failed := deploy.FailedIDs(hist)
 				for _, id := range ids {
-					r.Releases = append(r.Releases, releaseInfo{ID: id, Current: id == cur, Failed: failed[id]})
+					r.Releases = append(r.Releases, releaseInfo{ID: id, Current: id == cur, Failed: failed[id], Incomplete: !complete[id]})
 					mark := "  "
 					if id == cur {
 						mark = "* "
 					}
 					state := ""
-					if failed[id] {
+					switch {
+					case !complete[id]:
+						state = "  (incomplete: left by an interrupted deploy)"
+					case failed[id]:
 						state = "  (failed)"
 					}
 					a.s.out.line(h.Name, "stdout", mark+id+state)

@@ -92,12 +92,17 @@ func TestRollback_PreviousAndTo(t *testing.T) {
 	}
 	a.wantServing("r1")
 
+	// A release directory without a manifest is what a killed deploy leaves: never a rollback target.
+	if err := os.MkdirAll(filepath.Join(a.path, "releases", "20010101T000000Z"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, to, want string
 	}{
 		{name: "current release", to: r1, want: "release " + r1 + " is already current"},
 		{name: "not a release id", to: "../../etc", want: `--to "../../etc" is not a release id`},
-		{name: "release not on the host", to: "20000101T000000Z", want: "release 20000101T000000Z is not on the host"},
+		{name: "release not on the host", to: "20000101T000000Z", want: "release 20000101T000000Z is not a complete release on the host"},
+		{name: "release left incomplete", to: "20010101T000000Z", want: "release 20010101T000000Z is not a complete release on the host"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := a.skiff("rollback", a.name, "--to", tc.to)
