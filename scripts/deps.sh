@@ -16,7 +16,7 @@ want rsync rsync
 want busybox busybox-static
 want ip iproute2
 case "$purpose" in
-test | bench)
+test | bench | demo)
 	want docker-registry docker-registry
 	want htpasswd apache2-utils
 	;;
