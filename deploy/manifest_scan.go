@@ -27,6 +27,12 @@ import (
 // (`tmp/`) matches directories only. Wildcards are those of path.Match; `**` and `!` negation are not
 // supported. Names containing a newline or NUL byte are refused.
 func Scan(ctx context.Context, root string, exclude []string) (*Manifest, error) {
+	return ScanCached(ctx, root, exclude, nil)
+}
+
+// ScanCached is Scan that takes the hashes of files that look unchanged (see HashCache) from cache, which may
+// be nil, and remembers the others' for the next scan.
+func ScanCached(ctx context.Context, root string, exclude []string, cache *HashCache) (*Manifest, error) {
 	rules, err := compileExcludes(exclude)
 	if err != nil {
 		return nil, err
@@ -42,7 +48,7 @@ func Scan(ctx context.Context, root string, exclude []string) (*Manifest, error)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	h := newScanHasher(ctx, cancel, runtime.GOMAXPROCS(0)*2)
+	h := newScanHasher(ctx, cancel, runtime.GOMAXPROCS(0)*2, cache)
 	var entries []*Entry
 	walkErr := filepath.WalkDir(root, func(abs string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -86,7 +92,11 @@ func Scan(ctx context.Context, root string, exclude []string) (*Manifest, error)
 			}
 		case d.Type().IsRegular():
 			e.Type = TypeFile
-			h.add(abs, e)
+			if sum, ok := cache.lookup(rel, info); ok {
+				e.SHA256, e.Size = sum, info.Size()
+			} else {
+				h.add(abs, info, e)
+			}
 		default:
 			return fmt.Errorf("%q: unsupported file type %v (exclude it)", rel, d.Type())
 		}
@@ -120,6 +130,7 @@ func Scan(ctx context.Context, root string, exclude []string) (*Manifest, error)
 type scanHasher struct {
 	ctx    context.Context
 	cancel context.CancelFunc
+	cache  *HashCache
 	jobs   chan scanHashJob
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -127,12 +138,13 @@ type scanHasher struct {
 }
 
 type scanHashJob struct {
-	abs string
-	e   *Entry
+	abs  string
+	info fs.FileInfo
+	e    *Entry
 }
 
-func newScanHasher(ctx context.Context, cancel context.CancelFunc, workers int) *scanHasher {
-	h := &scanHasher{ctx: ctx, cancel: cancel, jobs: make(chan scanHashJob, workers*4)}
+func newScanHasher(ctx context.Context, cancel context.CancelFunc, workers int, cache *HashCache) *scanHasher {
+	h := &scanHasher{ctx: ctx, cancel: cancel, cache: cache, jobs: make(chan scanHashJob, workers*4)}
 	for i := 0; i < workers; i++ {
 		h.wg.Add(1)
 		go h.work()
@@ -141,9 +153,9 @@ func newScanHasher(ctx context.Context, cancel context.CancelFunc, workers int) 
 }
 
 // add queues a file; it gives up quietly once the scan is cancelled, whose error the walk reports.
-func (h *scanHasher) add(abs string, e *Entry) {
+func (h *scanHasher) add(abs string, info fs.FileInfo, e *Entry) {
 	select {
-	case h.jobs <- scanHashJob{abs, e}:
+	case h.jobs <- scanHashJob{abs, info, e}:
 	case <-h.ctx.Done():
 	}
 }
@@ -168,6 +180,9 @@ func (h *scanHasher) work() {
 		}
 		// The size is what was hashed, so that the two always agree even if the file is being written to.
 		j.e.SHA256, j.e.Size = sum, size
+		if size == j.info.Size() {
+			h.cache.store(j.e.Path, j.info, sum)
+		}
 	}
 }
 

@@ -170,11 +170,14 @@ func withoutShared(m *Manifest, shared []string) (*Manifest, error) {
 }
 
 // ScanApp scans an app's local source tree once for all hosts: its exclude patterns are honoured and its
-// shared entries left out, since those are linked on the target, not shipped.
-func ScanApp(ctx context.Context, dir string, app *inventory.App) (*Manifest, error) {
-	m, err := Scan(ctx, dir, app.Exclude)
+// shared entries left out, since those are linked on the target, not shipped. cacheDir holds the hash cache of
+// each tree (see HashCache); "" scans without one.
+func ScanApp(ctx context.Context, dir string, app *inventory.App, cacheDir string) (*Manifest, error) {
+	cache := OpenHashCache(cacheDir, dir)
+	m, err := ScanCached(ctx, dir, app.Exclude, cache)
 	if err != nil {
 		return nil, err
 	}
+	_ = cache.Save() // a cache that cannot be written only costs the next scan its time
 	return withoutShared(m, app.Shared)
 }

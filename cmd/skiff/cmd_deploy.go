@@ -245,7 +245,7 @@ func (a *appRun) prepareSource(c *cli.Context) error {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return usagef("deploy %s: source %s is not a directory", a.app.Name, dir)
 	}
-	m, err := deploy.ScanApp(c.Context, dir, a.app)
+	m, err := deploy.ScanApp(c.Context, dir, a.app, hashCacheDir())
 	if err != nil {
 		return fmt.Errorf("deploy %s: %w", a.app.Name, err)
 	}
@@ -256,6 +256,23 @@ func (a *appRun) prepareSource(c *cli.Context) error {
 	a.opts.SourceDir, a.opts.Manifest, a.opts.Revision = dir, m, rev
 	a.opts.ReleaseID = deploy.NewReleaseID(time.Now(), sha)
 	return nil
+}
+
+// hashCacheDir is where the hashes of shipped trees are remembered between runs (see deploy.HashCache);
+// SKIFF_HASH_CACHE=off turns the cache off, any other value names the directory.
+func hashCacheDir() string {
+	switch v := os.Getenv("SKIFF_HASH_CACHE"); v {
+	case "off":
+		return ""
+	case "":
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return ""
+		}
+		return filepath.Join(dir, "skiff", "hashes")
+	default:
+		return v
+	}
 }
 
 // gitShortSHA returns the short commit of the checkout holding dir, or "" when it is not one.
