@@ -36,5 +36,12 @@ demo: build
 bench: deps build
 	@scripts/bench.sh
 
+# bench-fleet puts skiff side by side with an Ansible playbook, an xargs+rsync+ssh loop and parallel-ssh on
+# fleets of 1, 10 and 50 namespaced hosts (root; SKIFF_BENCH_QUICK=1 for 1 and 5) and keeps the table under
+# bench/results/. SKIFF_BENCH_PROFILE=FILE also writes a CPU profile of skiff at the largest fleet.
+bench-fleet: build
+	@scripts/deps.sh bench
+	@scripts/bench.sh Fleet
+
 clean:
 	rm -rf bin .sandbox

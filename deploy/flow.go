@@ -182,11 +182,8 @@ func (r *hostRun) restart(ctx context.Context) error {
 			return err
 		}
 		defer client.Close()
-		names, err := client.Resolve(ctx, sup.Programs)
-		if err != nil {
-			return err
-		}
-		done, err := client.Restart(ctx, names)
+		// Restart resolves the patterns itself, from the one process list it fetches anyway.
+		done, err := client.Restart(ctx, sup.Programs)
 		r.out.Restarted = done
 		for _, p := range done {
 			r.logf("restarted %s: pid %d -> %d", p.Name, p.OldPID, p.NewPID)

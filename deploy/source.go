@@ -61,7 +61,7 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 			base = m
 		}
 	}
-	if !r.opts.DryRun {
+	if !r.opts.DryRun && leftoverRelease(ctx, r.c, r.l, id) {
 		// A release dir of the same id that is not current can only be the remains of a killed run.
 		if err := r.run(ctx, RemoveReleasesCommand(r.l, []string{id})); err != nil {
 			return err
@@ -216,23 +216,15 @@ func (r *hostRun) retain(ctx context.Context, current, previous string) error {
 		return nil
 	}
 	return r.step("retain", func() error {
-		ids, err := ListReleases(ctx, r.c, r.l)
+		st, err := readRetention(ctx, r.c, r.l)
 		if err != nil {
 			return err
 		}
-		hist, err := ReadHistory(ctx, r.c, r.l)
-		if err != nil {
-			return err
+		failed := FailedIDs(st.hist)
+		for _, id := range st.ids {
+			failed[id] = failed[id] || !st.complete[id]
 		}
-		complete, err := CompleteReleases(ctx, r.c, r.l)
-		if err != nil {
-			return err
-		}
-		failed := FailedIDs(hist)
-		for _, id := range ids {
-			failed[id] = failed[id] || !complete[id]
-		}
-		remove := Retain(ids, current, previous, failed, r.app.KeepReleases)
+		remove := Retain(st.ids, current, previous, failed, r.app.KeepReleases)
 		if len(remove) == 0 {
 			return nil
 		}

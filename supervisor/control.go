@@ -80,7 +80,7 @@ func (c *Client) Start(ctx context.Context, name string, wait bool) error {
 	if !wait {
 		return nil
 	}
-	info, err := c.waitWhile(ctx, name, "start", StateStarting)
+	info, err := c.waitWhile(ctx, name, "start", false, StateStarting)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -109,7 +109,7 @@ func (c *Client) Stop(ctx context.Context, name string, wait bool) error {
 	if !wait {
 		return nil
 	}
-	if _, err := c.waitWhile(ctx, name, "stop", StateStopping, StateRunning, StateStarting, StateBackoff); err != nil {
+	if _, err := c.waitWhile(ctx, name, "stop", true, StateStopping, StateRunning, StateStarting, StateBackoff); err != nil {
 		return c.fail(err)
 	}
 	return nil
@@ -212,10 +212,16 @@ func lastLines(text string, overflow bool, n int) string {
 }
 
 // waitWhile polls a process until its state is not one of states, and
-// returns its last info. It gives up when ctx ends.
-func (c *Client) waitWhile(ctx context.Context, name, what string, states ...State) (ProcessInfo, error) {
-	ticker := time.NewTicker(c.poll)
-	defer ticker.Stop()
+// returns its last info. It gives up when ctx ends. With quick, the first
+// polls come sooner than the poll interval (an eighth of it, doubling up to
+// it): a stop usually completes within a few milliseconds of the request,
+// and a whole interval's wait would be added to every restart.
+func (c *Client) waitWhile(ctx context.Context, name, what string, quick bool, states ...State) (ProcessInfo, error) {
+	wait := c.poll
+	if quick {
+		wait = max(c.poll/8, time.Millisecond)
+	}
+	next := time.Now()
 	for {
 		var raw rawProcessInfo
 		if err := c.call(ctx, &raw, "supervisor.getProcessInfo", name); err != nil {
@@ -225,10 +231,17 @@ func (c *Client) waitWhile(ctx context.Context, name, what string, states ...Sta
 		if !slices.Contains(states, info.State) {
 			return info, nil
 		}
+		// Polls keep to their schedule, but a slow one never makes the next come early.
+		if next = next.Add(wait); next.Before(time.Now()) {
+			next = time.Now()
+		}
+		wait = min(2*wait, c.poll)
+		timer := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return info, fmt.Errorf("waiting for %s to %s (still %s): %w", name, what, info.State, ctx.Err())
-		case <-ticker.C:
+		case <-timer.C:
 		}
 	}
 }
