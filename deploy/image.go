@@ -236,15 +236,10 @@ func DeployImage(ctx context.Context, c HostConn, app *inventory.App, host strin
 }
 
 func (r *imageRun) deployImage(ctx context.Context) error {
-	hist, err := ReadHistory(ctx, r.c, r.l)
+	_, live, err := r.readLive(ctx)
 	if err != nil {
 		return err
 	}
-	live, err := LiveImage(hist)
-	if err != nil {
-		return err
-	}
-	r.setLive(live)
 	detected := r.startDetect(ctx)
 	err = r.prepareCompose(ctx)
 	var rel ImageRelease
@@ -299,12 +294,22 @@ func (r *imageRun) dryActivate() error {
 	return nil
 }
 
-// setLive records the live release as the outcome's before and after.
-func (r *imageRun) setLive(live *ImageRelease) {
+// readLive reads the app's history on the host and the image release live there (nil before the first
+// deploy), which becomes the outcome's before and after until something changes it.
+func (r *imageRun) readLive(ctx context.Context) ([]HistoryEntry, *ImageRelease, error) {
+	hist, err := ReadHistory(ctx, r.c, r.l)
+	if err != nil {
+		return nil, nil, err
+	}
+	live, err := LiveImage(hist)
+	if err != nil {
+		return nil, nil, err
+	}
 	if live != nil {
 		r.out.Before, r.out.After = live.ID, live.ID
 	}
 	r.out.Image.Before, r.out.Image.After = live, live
+	return hist, live, nil
 }
 
 func idOf(rel *ImageRelease) string {

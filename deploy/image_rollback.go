@@ -23,15 +23,10 @@ func RollbackImage(ctx context.Context, c HostConn, app *inventory.App, host str
 }
 
 func (r *imageRun) rollbackImage(ctx context.Context) error {
-	hist, err := ReadHistory(ctx, r.c, r.l)
+	hist, live, err := r.readLive(ctx)
 	if err != nil {
 		return err
 	}
-	live, err := LiveImage(hist)
-	if err != nil {
-		return err
-	}
-	r.setLive(live)
 	to, err := ImageRollbackTarget(hist, idOf(live), r.opts.To, r.opts.Force)
 	if err != nil {
 		return err

@@ -407,7 +407,7 @@ func (p *pruner) removeImage(ctx context.Context, im PrunedImage) error {
 	if err != nil {
 		return err
 	}
-	desc := fmt.Sprintf("image %s %s, %s, created %s", shortDigest(im.ID), refsText(im.Refs), sizeText(im.Size), createdText(im.Created))
+	desc := fmt.Sprintf("image %s %s, %s, created %s", shortDigest(im.ID), refsText(im.Refs), HumanSize(im.Size), createdText(im.Created))
 	if p.opts.DryRun {
 		p.logf("would remove %s", desc)
 	} else {

@@ -296,8 +296,8 @@ func createdText(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// sizeText shows a size in bytes as people read it.
-func sizeText(n int64) string {
+// HumanSize shows a size in bytes as people read it ("1.5 MiB"); the CLI's summaries use it too.
+func HumanSize(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

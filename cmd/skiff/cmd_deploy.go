@@ -150,7 +150,7 @@ func outcomeSummary(o *deploy.Outcome) string {
 		fmt.Fprintf(&b, "%s -> %s", orDash(o.Before), orDash(o.After))
 	}
 	if o.Files > 0 || o.Reused > 0 {
-		fmt.Fprintf(&b, "  sent %d file(s), %s, reused %d", o.Files, humanBytes(o.Bytes), o.Reused)
+		fmt.Fprintf(&b, "  sent %d file(s), %s, reused %d", o.Files, deploy.HumanSize(o.Bytes), o.Reused)
 	}
 	fmt.Fprintf(&b, "  %s", o.Duration.Round(10*time.Millisecond))
 	return b.String()
@@ -161,19 +161,6 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func deployCommand() *cli.Command {

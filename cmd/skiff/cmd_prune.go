@@ -70,7 +70,7 @@ func pruneSummary(rep *deploy.PruneReport) string {
 	}
 	var parts []string
 	if n := len(rep.Images); n > 0 {
-		parts = append(parts, fmt.Sprintf("%d image(s), up to %s", n, humanBytes(rep.Bytes)))
+		parts = append(parts, fmt.Sprintf("%d image(s), up to %s", n, deploy.HumanSize(rep.Bytes)))
 	}
 	if n := len(rep.Releases); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d release(s)", n))
