@@ -42,7 +42,13 @@ type Entry struct {
 // looking at the target. It is what `<path>/.skiff/manifests/<id>` stores.
 type Manifest struct {
 	Entries []Entry
+	// stamps holds what stat said of each file when Scan hashed it; Ship uses them to prove a file is
+	// unchanged since without hashing it a second time. Never stored on a target.
+	stamps map[string]fileStamp
 }
+
+// fileStamp is a local file's size and modification time as Scan saw them.
+type fileStamp struct{ size, mtimeNS int64 }
 
 // NewManifest sorts a copy of entries and checks them the way DecodeManifest checks what it reads back from a
 // target; callers that build manifests by hand get the same guarantees as Scan's.

@@ -50,6 +50,7 @@ func ScanCached(ctx context.Context, root string, exclude []string, cache *HashC
 	defer cancel()
 	h := newScanHasher(ctx, cancel, runtime.GOMAXPROCS(0)*2, cache)
 	var entries []*Entry
+	stamps := map[string]fileStamp{}
 	walkErr := filepath.WalkDir(root, func(abs string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -92,6 +93,7 @@ func ScanCached(ctx context.Context, root string, exclude []string, cache *HashC
 			}
 		case d.Type().IsRegular():
 			e.Type = TypeFile
+			stamps[rel] = fileStamp{size: info.Size(), mtimeNS: info.ModTime().UnixNano()}
 			if sum, ok := cache.lookup(rel, info); ok {
 				e.SHA256, e.Size = sum, info.Size()
 			} else {
@@ -115,7 +117,7 @@ func ScanCached(ctx context.Context, root string, exclude []string, cache *HashC
 		return nil, fmt.Errorf("scan %s: %w", root, walkErr)
 	}
 
-	m := &Manifest{Entries: make([]Entry, len(entries))}
+	m := &Manifest{Entries: make([]Entry, len(entries)), stamps: stamps}
 	for i, e := range entries {
 		m.Entries[i] = *e
 	}

@@ -166,7 +166,12 @@ func withoutShared(m *Manifest, shared []string) (*Manifest, error) {
 			keep = append(keep, e)
 		}
 	}
-	return NewManifest(keep)
+	out, err := NewManifest(keep)
+	if err != nil {
+		return nil, err
+	}
+	out.stamps = m.stamps
+	return out, nil
 }
 
 // ScanApp scans an app's local source tree once for all hosts: its exclude patterns are honoured and its

@@ -122,7 +122,7 @@ func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Lay
 		return stats, nil
 	}
 	s := &shipper{c: c, localRoot: localRoot, layout: layout, id: id, token: newShipToken(), stats: stats,
-		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly}
+		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, stamps: m.stamps}
 	if s.concurrency <= 0 {
 		s.concurrency = DefaultConcurrency
 	}
@@ -143,6 +143,7 @@ type shipper struct {
 	stats       *ShipStats
 	concurrency int
 	sftpOnly    bool
+	stamps      map[string]fileStamp // from Scan: files that still match are sent without hashing them again
 }
 
 // run does the work on the target. The manifest is written to a temporary name while the release is being

@@ -68,7 +68,7 @@ func (s *shipper) putFile(ctx context.Context, client *sftp.Client, rel string, 
 	if err != nil {
 		return fmt.Errorf("upload %q: create %s: %w", e.Path, tmp, err)
 	}
-	r := newSendReader(ctx, src, e)
+	r := s.newSendReader(ctx, src, e)
 	_, err = f.ReadFrom(r)
 	if err == nil {
 		err = r.check()
@@ -153,7 +153,7 @@ func (s *shipper) addToTar(ctx context.Context, tw *tar.Writer, e Entry, buf []b
 	if err != nil {
 		return fmt.Errorf("%q: %w", e.Path, err)
 	}
-	r := newSendReader(ctx, src, e)
+	r := s.newSendReader(ctx, src, e)
 	if _, err := io.CopyBuffer(tw, r, buf); err != nil {
 		return fmt.Errorf("%q: %w", e.Path, err)
 	}
@@ -166,18 +166,33 @@ func (s *shipper) addToTar(ctx context.Context, tw *tar.Writer, e Entry, buf []b
 }
 
 // sendReader reads a local file for sending: exactly the size the manifest records (which it also reports
-// through Size, so that pkg/sftp writes concurrently), hashing it on the way so that check can prove that what
-// was sent is what the manifest says. Reads fail once ctx ends.
+// through Size, so that pkg/sftp writes concurrently), and lets check prove that what was sent is what the
+// manifest says. A file that stat shows unchanged since Scan hashed it (same size and modification time,
+// before and after the send — rsync's quick check) is not hashed a second time; any other is hashed on the
+// way. Reads fail once ctx ends.
 type sendReader struct {
-	ctx  context.Context
-	r    io.Reader
-	e    Entry
-	n    int64
-	hash hash.Hash
+	ctx   context.Context
+	r     *os.File
+	e     Entry
+	n     int64
+	hash  hash.Hash // nil when the stamp vouches for the content
+	stamp fileStamp
 }
 
-func newSendReader(ctx context.Context, r io.Reader, e Entry) *sendReader {
-	return &sendReader{ctx: ctx, r: r, e: e, hash: sha256.New()}
+func (s *shipper) newSendReader(ctx context.Context, r *os.File, e Entry) *sendReader {
+	sr := &sendReader{ctx: ctx, r: r, e: e}
+	if st, ok := s.stamps[e.Path]; ok && st.size == e.Size && sameStamp(r, st) {
+		sr.stamp = st
+	} else {
+		sr.hash = sha256.New()
+	}
+	return sr
+}
+
+// sameStamp reports whether the open file still has the size and modification time of st.
+func sameStamp(f *os.File, st fileStamp) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Size() == st.size && fi.ModTime().UnixNano() == st.mtimeNS
 }
 
 // Size is the number of bytes the reader yields.
@@ -199,7 +214,9 @@ func (s *sendReader) Read(p []byte) (int, error) {
 		p = p[:left]
 	}
 	k, err := s.r.Read(p)
-	s.hash.Write(p[:k])
+	if s.hash != nil {
+		s.hash.Write(p[:k])
+	}
 	s.n += int64(k)
 	if errors.Is(err, io.EOF) {
 		if s.n < s.e.Size {
@@ -212,7 +229,14 @@ func (s *sendReader) Read(p []byte) (int, error) {
 
 // check reports whether everything read matches the manifest entry.
 func (s *sendReader) check() error {
-	if s.n != s.e.Size || hex.EncodeToString(s.hash.Sum(nil)) != s.e.SHA256 {
+	switch {
+	case s.n != s.e.Size:
+		return s.changed()
+	case s.hash == nil:
+		if !sameStamp(s.r, s.stamp) {
+			return s.changed()
+		}
+	case hex.EncodeToString(s.hash.Sum(nil)) != s.e.SHA256:
 		return s.changed()
 	}
 	return nil
