@@ -53,9 +53,9 @@ func BenchmarkSourceDeploy(b *testing.B) {
 	small, large, big, rounds := sizes()
 	bn := &bench{b: b, env: env, h: h, skiff: buildSkiff(b), ssh: sshOpts(env, h), login: env.User + "@" + h.IP}
 	tree := filepath.Join(b.TempDir(), "tree")
-	bytes := writeTree(b, tree, small, large)
+	bytes := testenv.WriteBenchTree(b, tree, small, large)
 	bigDir := filepath.Join(b.TempDir(), "big")
-	writeBig(b, filepath.Join(bigDir, "blob.bin"), big)
+	testenv.WriteBigFile(b, filepath.Join(bigDir, "blob.bin"), big)
 	b.Logf("tree: %d small + %d large files, %d MiB; big file %d MiB; %d round(s)", small, large, bytes>>20, big>>20, rounds)
 
 	targets := []struct{ name, dir string }{{"disk", filepath.Join(h.Root, "bench-disk")}, {"tmpfs", bn.tmpfs()}}

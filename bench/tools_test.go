@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"fmt"
-	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,56 +71,4 @@ func buildSkiff(tb testing.TB) string {
 		tb.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// writeTree generates small files of 4 KiB and large ones of 100–400 KB, 100 per directory, from a fixed seed.
-func writeTree(tb testing.TB, dir string, small, large int) int64 {
-	tb.Helper()
-	rng := rand.New(rand.NewSource(1))
-	var total int64
-	write := func(name string, size int) {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			tb.Fatal(err)
-		}
-		b := make([]byte, size)
-		rng.Read(b)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			tb.Fatal(err)
-		}
-		total += int64(size)
-	}
-	for i := 0; i < small; i++ {
-		write(fmt.Sprintf("src/d%03d/f%05d.txt", i/100, i), 4<<10)
-	}
-	for i := 0; i < large; i++ {
-		write(fmt.Sprintf("assets/a%02d/blob%04d.bin", i/50, i), 100_000+rng.Intn(300_000))
-	}
-	return total
-}
-
-// writeBig writes size bytes of incompressible data without holding them in memory.
-func writeBig(tb testing.TB, p string, size int64) {
-	tb.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	f, err := os.Create(p)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	rng := rand.New(rand.NewSource(2))
-	buf := make([]byte, 1<<20)
-	for size > 0 {
-		n := int64(len(buf))
-		if size < n {
-			n = size
-		}
-		rng.Read(buf[:n])
-		if _, err := f.Write(buf[:n]); err != nil {
-			tb.Fatal(err)
-		}
-		size -= n
-	}
 }

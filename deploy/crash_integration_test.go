@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -43,7 +42,7 @@ func TestDeploy_CrashSafety(t *testing.T) {
 	h := env.Hosts[1]
 	bin := buildSkiff(t)
 	appPath := filepath.Join(h.Root, "srv", "crash")
-	mkdirOwned(t, env, filepath.Dir(appPath))
+	env.MkdirOwned(t, filepath.Dir(appPath))
 	t.Cleanup(func() { os.RemoveAll(appPath) })
 	inv := env.WriteInventory(t, fmt.Sprintf(`[apps.crash]
 hosts = ["h2"]
@@ -258,26 +257,4 @@ func dialHost(t *testing.T, env *testenv.Env, h *testenv.Host) *remote.Conn {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// mkdirOwned creates dir and its missing parents owned by the login user, so that its sessions can write there.
-func mkdirOwned(t *testing.T, env *testenv.Env, dir string) {
-	t.Helper()
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		}
-		missing = append(missing, d)
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			t.Fatal(err)
-		}
-		if os.Geteuid() == 0 {
-			if err := os.Chown(missing[i], env.UID, env.GID); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 }

@@ -33,7 +33,7 @@ func newFlowApp(t *testing.T, name string) *flowApp {
 	env := testenv.Shared(t)
 	h := env.Hosts[2]
 	path := filepath.Join(h.Root, "srv", "flow-"+name)
-	mkdirOwned(t, env, filepath.Dir(path))
+	env.MkdirOwned(t, filepath.Dir(path))
 	t.Cleanup(func() { os.RemoveAll(path) })
 	return &flowApp{env: env, host: h, conn: dialHost(t, env, h), app: &inventory.App{
 		Name: name, Kind: inventory.KindSource, Hosts: []string{h.Name}, Path: path, KeepReleases: 5,
@@ -168,7 +168,7 @@ func TestRollbackSource_FailingTargetPutsCurrentBack(t *testing.T) {
 	f := newFlowApp(t, "rbfail")
 	port := freePort(t)
 	svDir := filepath.Join(f.host.Root, "sv-flow-rbfail")
-	mkdirOwned(t, f.env, svDir)
+	f.env.MkdirOwned(t, svDir)
 	t.Cleanup(func() { os.RemoveAll(svDir) })
 	sv, err := testenv.StartSupervisord(testenv.SupervisordOptions{Dir: svDir, User: f.env.User, Programs: fmt.Sprintf(`[program:web]
 command=/bin/sh %s/current/run.sh %d

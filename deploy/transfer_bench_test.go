@@ -3,11 +3,12 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/skiffdeploy/skiff/internal/testenv"
 )
 
 // benchTree describes a generated source tree: small files of 4 KiB and large ones of 100-400 KB.
@@ -24,61 +25,15 @@ func benchSize() (benchTree, int64) {
 	return benchTree{small: 500, large: 20}, 32 << 20
 }
 
-// writeBenchTree fills dir with t's files, 100 per directory, from a fixed seed.
-func writeBenchTree(tb testing.TB, dir string, t benchTree) {
-	tb.Helper()
-	rng := rand.New(rand.NewSource(1))
-	write := func(name string, size int) {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			tb.Fatal(err)
-		}
-		b := make([]byte, size)
-		rng.Read(b)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	for i := 0; i < t.small; i++ {
-		write(fmt.Sprintf("src/d%03d/f%05d.txt", i/100, i), 4<<10)
-	}
-	for i := 0; i < t.large; i++ {
-		write(fmt.Sprintf("assets/a%02d/blob%04d.bin", i/50, i), 100_000+rng.Intn(300_000))
-	}
-}
-
-// writeBigFile writes size bytes of incompressible data to p without holding them in memory.
-func writeBigFile(tb testing.TB, p string, size int64) {
-	tb.Helper()
-	f, err := os.Create(p)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	rng := rand.New(rand.NewSource(2))
-	buf := make([]byte, 1<<20)
-	for size > 0 {
-		n := int64(len(buf))
-		if n > size {
-			n = size
-		}
-		rng.Read(buf[:n])
-		if _, err := f.Write(buf[:n]); err != nil {
-			tb.Fatal(err)
-		}
-		size -= n
-	}
-}
-
 // BenchmarkShip measures whole deploys (Scan, then Ship) to a real sshd on loopback: a first deploy of a
 // generated tree, a deploy of the same tree with one file changed, and one big file.
 func BenchmarkShip(b *testing.B) {
 	tree, big := benchSize()
 	ctx := context.Background()
 	src := b.TempDir()
-	writeBenchTree(b, src, tree)
+	testenv.WriteBenchTree(b, src, tree.small, tree.large)
 	bigSrc := b.TempDir()
-	writeBigFile(b, filepath.Join(bigSrc, "big.bin"), big)
+	testenv.WriteBigFile(b, filepath.Join(bigSrc, "big.bin"), big)
 
 	first := func(name, root string, opts ShipOptions) {
 		b.Run(name, func(b *testing.B) {

@@ -439,7 +439,7 @@ func TestShip_CancelStopsTransfer(t *testing.T) {
 		t.Run(method.name, func(t *testing.T) {
 			c, layout, _ := connect(t)
 			src := t.TempDir()
-			writeBigFile(t, filepath.Join(src, "big"), 128<<20)
+			testenv.WriteBigFile(t, filepath.Join(src, "big"), 128<<20)
 			m := scan(t, src)
 			id := "20260101T000000Z"
 			ctx, cancel := context.WithCancel(context.Background())

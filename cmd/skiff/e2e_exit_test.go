@@ -19,14 +19,14 @@ func TestCLI_ExitCodes(t *testing.T) {
 	src := e2eAppTree(t, "exit", nil)
 	appPath := filepath.Join(h1.Root, "srv", "exitcodes")
 	t.Cleanup(func() { os.RemoveAll(appPath) })
-	app := fmt.Sprintf("[apps.web]\nhosts = [\"h1\"]\npath = %s\nsource = %s\n", e2eTOMLString(appPath), e2eTOMLString(src))
+	app := fmt.Sprintf("[apps.web]\nhosts = [\"h1\"]\npath = %s\nsource = %s\n", testenv.TOMLString(appPath), testenv.TOMLString(src))
 
 	// An inventory like the environment's, but trusting other keys than the hosts have.
 	withKnownHosts := func(name, content string) string {
 		kh := filepath.Join(dir, name+".known_hosts")
 		e2eWrite(t, kh, content)
 		inv := filepath.Join(dir, name+".toml")
-		e2eWrite(t, inv, strings.Replace(env.InventoryTOML(app), e2eTOMLString(env.KnownHosts), e2eTOMLString(kh), 1))
+		e2eWrite(t, inv, strings.Replace(env.InventoryTOML(app), testenv.TOMLString(env.KnownHosts), testenv.TOMLString(kh), 1))
 		return inv
 	}
 	good := env.WriteInventory(t, app)
@@ -35,7 +35,7 @@ func TestCLI_ExitCodes(t *testing.T) {
 	changedKey := withKnownHosts("changed", strings.Replace(h2.KnownHostsLine, fmt.Sprintf("[%s]:%d", h2.IP, h2.Port), fmt.Sprintf("[%s]:%d", h1.IP, h1.Port), 1)+"\n")
 	closed := filepath.Join(dir, "closed.toml")
 	e2eWrite(t, closed, fmt.Sprintf("[defaults]\nuser = %s\nidentity_files = [%s]\nknown_hosts = %s\nconnect_timeout = \"3s\"\n\n[hosts.h1]\naddress = \"127.0.0.1\"\nport = %d\n\n%s",
-		e2eTOMLString(env.User), e2eTOMLString(env.KeyFile), e2eTOMLString(env.KnownHosts), e2eFreePort(t), app))
+		testenv.TOMLString(env.User), testenv.TOMLString(env.KeyFile), testenv.TOMLString(env.KnownHosts), e2eFreePort(t), app))
 	bad := filepath.Join(dir, "bad.toml")
 	e2eWrite(t, bad, "[defaults]\nuser = \"deploy\"\n\n[hosts.web1]\naddress = \"10.0.0.1\"\nport = \"22\"\n")
 

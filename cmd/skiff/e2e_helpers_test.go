@@ -81,7 +81,7 @@ func newE2EApp(t *testing.T, name string, opts appOptions) *e2eApp {
 	if a.path == "" {
 		a.path = filepath.Join(h.Root, "srv", name)
 	}
-	e2eMkdirOwned(t, env, filepath.Dir(a.path))
+	env.MkdirOwned(t, filepath.Dir(a.path))
 	t.Cleanup(func() { os.RemoveAll(a.path) })
 
 	var sup string
@@ -102,7 +102,7 @@ func newE2EApp(t *testing.T, name string, opts appOptions) *e2eApp {
 		sup += fmt.Sprintf("check.ports = [%d]\ncheck.http = \"http://127.0.0.1:%d/health\"\ncheck.timeout = %q\n", a.port, a.port, timeout)
 	}
 	a.inv = env.WriteInventory(t, fmt.Sprintf("[apps.%s]\nhosts = [\"h1\"]\npath = %s\n%s%s\n",
-		name, e2eTOMLString(a.path), sup, opts.extra))
+		name, testenv.TOMLString(a.path), sup, opts.extra))
 	return a
 }
 
@@ -113,7 +113,7 @@ func (a *e2eApp) startSupervisord(opts appOptions) *testenv.Supervisord {
 	t := a.t
 	t.Helper()
 	dir := filepath.Join(a.host.Root, "sv-"+a.name)
-	e2eMkdirOwned(t, a.env, dir)
+	a.env.MkdirOwned(t, dir)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	so := testenv.SupervisordOptions{
 		Dir:      dir,
@@ -331,29 +331,6 @@ func e2eWrite(t testing.TB, path, content string) {
 	}
 }
 
-// e2eMkdirOwned creates dir (and its missing parents) owned by the login user, so that the user's sshd
-// sessions and supervisord can write there.
-func e2eMkdirOwned(t testing.TB, env *testenv.Env, dir string) {
-	t.Helper()
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		}
-		missing = append(missing, d)
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			t.Fatal(err)
-		}
-		if os.Geteuid() == 0 {
-			if err := os.Chown(missing[i], env.UID, env.GID); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-}
-
 // e2eFreePort asks the kernel for a loopback port that is free right now.
 func e2eFreePort(t testing.TB) int {
 	t.Helper()
@@ -363,25 +340,6 @@ func e2eFreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// e2eTOMLString quotes s as a TOML basic string, escaping what TOML requires.
-func e2eTOMLString(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, "\\u%04X", r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
 }
 
 // e2eSnapshot describes every entry under root (type, mode, content hash or link target), so that a test can

@@ -93,7 +93,7 @@ keep_images = 2
 check.ports = [%d]
 check.http = "http://127.0.0.1:%d/VERSION"
 check.timeout = "10s"
-`, e2eTOMLString(reg.Addr), e2eTOMLString(dir), e2eTOMLString(composeFile), e2eTOMLString(repo), port, port))
+`, testenv.TOMLString(reg.Addr), testenv.TOMLString(dir), testenv.TOMLString(composeFile), testenv.TOMLString(repo), port, port))
 	return &pruneImageEnv{app: a, repo: repo, imgIDs: map[string]string{}}
 }
 

@@ -17,9 +17,9 @@ func (e *Env) InventoryTOML(extra string) string {
 	var b strings.Builder
 	b.WriteString("# Written by internal/testenv for one test.\n")
 	b.WriteString("[defaults]\n")
-	fmt.Fprintf(&b, "user = %s\n", tomlString(e.User))
-	fmt.Fprintf(&b, "identity_files = [%s]\n", tomlString(e.KeyFile))
-	fmt.Fprintf(&b, "known_hosts = %s\n", tomlString(e.KnownHosts))
+	fmt.Fprintf(&b, "user = %s\n", TOMLString(e.User))
+	fmt.Fprintf(&b, "identity_files = [%s]\n", TOMLString(e.KeyFile))
+	fmt.Fprintf(&b, "known_hosts = %s\n", TOMLString(e.KnownHosts))
 	for _, h := range e.Hosts {
 		b.WriteString("\n")
 		b.WriteString(h.InventoryEntry())
@@ -48,11 +48,12 @@ func (e *Env) WriteInventory(tb testing.TB, extra string) string {
 // InventoryEntry returns the host's [hosts.NAME] table (address and port),
 // for adding a StartHost host to an inventory through extra.
 func (h *Host) InventoryEntry() string {
-	return fmt.Sprintf("[hosts.%s]\naddress = %s\nport = %d\n", tomlKey(h.Name), tomlString(h.IP), h.Port)
+	return fmt.Sprintf("[hosts.%s]\naddress = %s\nport = %d\n", tomlKey(h.Name), TOMLString(h.IP), h.Port)
 }
 
-// tomlString quotes s as a TOML basic string.
-func tomlString(s string) string {
+// TOMLString quotes s as a TOML basic string, escaping what TOML requires; tests use it to write inventories
+// with hostile values.
+func TOMLString(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
 	for _, r := range s {
@@ -74,7 +75,7 @@ func tomlString(s string) string {
 func tomlKey(name string) string {
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return tomlString(name)
+			return TOMLString(name)
 		}
 	}
 	return name

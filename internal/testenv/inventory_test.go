@@ -19,9 +19,9 @@ func TestTOMLString_Escapes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := tomlString(tc.in)
+			got := TOMLString(tc.in)
 			if got != tc.want {
-				t.Fatalf("tomlString(%q) = %s, want %s", tc.in, got, tc.want)
+				t.Fatalf("TOMLString(%q) = %s, want %s", tc.in, got, tc.want)
 			}
 			var v struct{ S string }
 			if _, err := toml.Decode("s = "+got, &v); err != nil || v.S != tc.in {
