@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/skiffdeploy/skiff/compose"
 	"github.com/skiffdeploy/skiff/inventory"
 	"github.com/skiffdeploy/skiff/remote"
 )
@@ -29,6 +30,8 @@ type Facts struct {
 	Compose     string   `json:"compose,omitempty"`
 	Supervisord []string `json:"supervisord,omitempty"`
 	Problems    []string `json:"problems,omitempty"`
+
+	dockerCLI bool // the docker client is installed, so compose is worth looking for
 }
 
 // probeScript prints key=value lines; it only reads, so it is safe on any host. Docker's daemon may refuse
@@ -37,16 +40,15 @@ const probeScript = `echo "user=$(id -un)"
 if [ -r /etc/os-release ]; then . /etc/os-release; echo "os=$PRETTY_NAME"; else echo "os=$(uname -s)"; fi
 echo "kernel=$(uname -sr)"
 if command -v docker >/dev/null 2>&1; then
+  echo "docker_cli=yes"
   v=$(docker version --format '{{.Server.Version}}' 2>&1) && echo "docker=$v" || echo "docker_error=$(echo "$v" | tail -n 1)"
-  v=$(docker compose version --short 2>/dev/null) && echo "compose=docker compose $v"
-fi
-if command -v docker-compose >/dev/null 2>&1; then
-  v=$(docker-compose version --short 2>/dev/null) && echo "compose=docker-compose $v"
 fi
 exit 0`
 
-// DefaultSupervisorURLs are tried by Probe when no app on the host names its supervisord.
-var DefaultSupervisorURLs = []string{"unix:///var/run/supervisor.sock", "unix:///run/supervisor.sock", "http://127.0.0.1:9001"}
+// defaultSupervisorURLs are tried by Probe when no app on the host names its supervisord.
+func defaultSupervisorURLs() []string {
+	return []string{"unix:///var/run/supervisor.sock", "unix:///run/supervisor.sock", "http://127.0.0.1:9001"}
+}
 
 // Needs is what the apps placed on a host require of it; Probe fails when one is missing.
 type Needs struct {
@@ -83,9 +85,15 @@ func Probe(ctx context.Context, c probeConn, needs Needs) (*Facts, error) {
 		return nil, fmt.Errorf("probe: %w", err)
 	}
 	f := parseFacts(res.Stdout)
+	// The compose flavour is found exactly as an image deploy finds it.
+	if f.dockerCLI {
+		if tool, err := compose.Detect(ctx, composeRunner{c}, compose.Auto); err == nil {
+			f.Compose = tool.String()
+		}
+	}
 	urls := needs.Supervisors
 	if len(urls) == 0 {
-		urls = DefaultSupervisorURLs
+		urls = defaultSupervisorURLs()
 	}
 	var missing []string
 	for _, u := range urls {
@@ -133,12 +141,10 @@ func parseFacts(out []byte) *Facts {
 			f.Kernel = v
 		case "docker":
 			f.Docker = v
+		case "docker_cli":
+			f.dockerCLI = true
 		case "docker_error":
 			f.Problems = append(f.Problems, "docker: "+v)
-		case "compose":
-			if f.Compose == "" {
-				f.Compose = v
-			}
 		}
 	}
 	return f
