@@ -76,6 +76,9 @@ hooks.after_switch = ["sleep 0.2"]
 		if out, err := skiff(args...).CombinedOutput(); err != nil {
 			t.Fatalf("skiff %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+		if slices.Contains(args, "deploy") {
+			lastDeploy = time.Now() // a deploy that ended in the next second may have been named after it
+		}
 	}
 	deploySrc := []string{"deploy", "crash", "--source", src}
 

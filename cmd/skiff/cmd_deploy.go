@@ -232,6 +232,8 @@ func (a *appRun) prepareSource(c *cli.Context) error {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return usagef("deploy %s: source %s is not a directory", a.app.Name, dir)
 	}
+	// The release is named after the moment the deploy started, not after the scan, however long that takes.
+	started := time.Now()
 	m, err := deploy.ScanApp(c.Context, dir, a.app, hashCacheDir())
 	if err != nil {
 		return fmt.Errorf("deploy %s: %w", a.app.Name, err)
@@ -241,7 +243,7 @@ func (a *appRun) prepareSource(c *cli.Context) error {
 		rev = sha
 	}
 	a.opts.SourceDir, a.opts.Manifest, a.opts.Revision = dir, m, rev
-	a.opts.ReleaseID = deploy.NewReleaseID(time.Now(), sha)
+	a.opts.ReleaseID = deploy.NewReleaseID(started, sha)
 	return nil
 }
 
