@@ -67,6 +67,9 @@ type ShipStats struct {
 	Reused int64
 	// Removed counts entries of the base release left out of the new one.
 	Removed int64
+	// Rehashed counts the bytes hashed again while they were sent, because no stamp from Scan vouched for
+	// their file any more (it was touched since, or the manifest did not come from Scan).
+	Rehashed int64
 	// Duration is the wall time of the whole transfer.
 	Duration time.Duration
 }
@@ -106,6 +109,7 @@ func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Lay
 		return nil, fmt.Errorf("ship %s: no manifest", id)
 	}
 	// Re-checked (and sorted) here because Ship builds paths and commands from it; m may be hand-made.
+	stamps := m.stamps
 	m, err := NewManifest(m.Entries)
 	if err != nil {
 		return nil, fmt.Errorf("ship %s: %w", id, err)
@@ -122,7 +126,7 @@ func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Lay
 		return stats, nil
 	}
 	s := &shipper{c: c, localRoot: localRoot, layout: layout, id: id, token: newShipToken(), stats: stats,
-		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, stamps: m.stamps}
+		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, stamps: stamps}
 	if s.concurrency <= 0 {
 		s.concurrency = DefaultConcurrency
 	}

@@ -86,8 +86,7 @@ func (s *shipper) putFile(ctx context.Context, client *sftp.Client, rel string, 
 		_ = client.Remove(tmp)
 		return fmt.Errorf("upload %q: %w", e.Path, err)
 	}
-	atomic.AddInt64(&s.stats.Files, 1)
-	atomic.AddInt64(&s.stats.Bytes, e.Size)
+	s.sent(r)
 	return nil
 }
 
@@ -160,9 +159,17 @@ func (s *shipper) addToTar(ctx context.Context, tw *tar.Writer, e Entry, buf []b
 	if err := r.check(); err != nil {
 		return fmt.Errorf("%q: %w", e.Path, err)
 	}
-	atomic.AddInt64(&s.stats.Files, 1)
-	atomic.AddInt64(&s.stats.Bytes, e.Size)
+	s.sent(r)
 	return nil
+}
+
+// sent counts a file whose content reached the target and matched its manifest entry.
+func (s *shipper) sent(r *sendReader) {
+	atomic.AddInt64(&s.stats.Files, 1)
+	atomic.AddInt64(&s.stats.Bytes, r.e.Size)
+	if r.hash != nil {
+		atomic.AddInt64(&s.stats.Rehashed, r.e.Size)
+	}
 }
 
 // sendReader reads a local file for sending: exactly the size the manifest records (which it also reports

@@ -380,6 +380,40 @@ func TestShip_SourceChangedAfterScan(t *testing.T) {
 	}
 }
 
+func TestShip_RehashesOnlyFilesTouchedSinceScan(t *testing.T) {
+	for _, method := range shipMethods {
+		t.Run(method.name, func(t *testing.T) {
+			ctx := context.Background()
+			c, layout, _ := connect(t)
+			src := t.TempDir()
+			writeTree(t, src, merge(manyFiles("many", method.many, "x"), map[string]node{"a": {content: "a\n"}, "b": {content: "b\n"}}))
+			m := scan(t, src)
+			later := time.Now().Add(time.Hour)
+			if err := os.Chtimes(filepath.Join(src, "a"), later, later); err != nil {
+				t.Fatal(err)
+			}
+			st, err := Ship(ctx, c, src, m, layout, "20260101T000000Z", "", nil, method.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Rehashed != 2 {
+				t.Errorf("rehashed %d bytes, want 2: only the touched file", st.Rehashed)
+			}
+			handMade, err := NewManifest(m.Entries)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err = Ship(ctx, c, src, handMade, layout, "20260101T000001Z", "", nil, method.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Rehashed != st.Bytes {
+				t.Errorf("rehashed %d of %d bytes of a manifest without stamps, want all", st.Rehashed, st.Bytes)
+			}
+		})
+	}
+}
+
 func TestReadManifest_Missing(t *testing.T) {
 	c, layout, _ := connect(t)
 	_, err := ReadManifest(context.Background(), c, layout, "20260101T000000Z")
