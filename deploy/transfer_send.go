@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"archive/tar"
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -28,6 +27,13 @@ import (
 const (
 	tarMinFiles = 32
 	tarMinBytes = 8 << 20
+)
+
+// The tar stream is framed and hashed up to tarPipeChunks chunks of tarPipeChunkSize ahead of the SSH
+// channel that encrypts and sends it.
+const (
+	tarPipeChunks    = 4
+	tarPipeChunkSize = 256 << 10
 )
 
 // errStreamAborted ends the local side of a tar stream once the remote side has stopped reading it.
@@ -94,21 +100,22 @@ func (s *shipper) putFile(ctx context.Context, client *sftp.Client, rel string, 
 // release. -U unlinks whatever a path held before writing it, so hard links into the base release are
 // replaced, never written through; -p keeps the modes exactly.
 func (s *shipper) sendTar(ctx context.Context, files []Entry) error {
-	pr, pw := io.Pipe()
+	pipe := newChunkPipe(tarPipeChunks, tarPipeChunkSize)
 	written := make(chan error, 1)
 	go func() {
-		err := s.writeTar(ctx, pw, files)
-		pw.CloseWithError(err)
+		err := s.writeTar(ctx, pipe, files)
+		pipe.CloseWithError(err)
 		written <- err
 	}()
+	stream := pipe.Reader()
 	_, runErr := s.c.Run(ctx, remote.Command{
 		// 256-block (128 KiB) records instead of the default 20 save the target most of its read calls;
 		// -B reassembles the short reads a pipe gives into whole records.
 		Argv:  []string{"tar", "-x", "-b", "256", "-B", "-p", "-U", "--no-same-owner", "-f", "-"},
 		Dir:   s.layout.Release(s.id),
-		Stdin: pr,
+		Stdin: stream,
 	})
-	pr.CloseWithError(errStreamAborted)
+	stream.CloseWithError(errStreamAborted)
 	if err := <-written; err != nil && !errors.Is(err, errStreamAborted) {
 		return fmt.Errorf("upload: %w", err)
 	}
@@ -119,18 +126,14 @@ func (s *shipper) sendTar(ctx context.Context, files []Entry) error {
 }
 
 func (s *shipper) writeTar(ctx context.Context, w io.Writer, files []Entry) error {
-	bw := bufio.NewWriterSize(w, 256<<10)
-	tw := tar.NewWriter(bw)
-	buf := make([]byte, 256<<10)
+	tw := tar.NewWriter(w)
+	buf := make([]byte, tarPipeChunkSize)
 	for _, e := range files {
 		if err := s.addToTar(ctx, tw, e, buf); err != nil {
 			return err
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	return bw.Flush()
+	return tw.Close()
 }
 
 func (s *shipper) addToTar(ctx context.Context, tw *tar.Writer, e Entry, buf []byte) error {
