@@ -17,10 +17,16 @@ const (
 	ResultRolledBack = "rolled_back" // an automatic rollback to Previous after ID failed
 )
 
+// Actions recorded in history (HistoryEntry.Op).
+const (
+	ActionDeploy   = "deploy"
+	ActionRollback = "rollback"
+)
+
 // HistoryEntry is one line of <path>/.skiff/history.jsonl: one deploy or rollback of one app on one host.
 type HistoryEntry struct {
 	Time     time.Time `json:"time"`
-	Op       string    `json:"op"` // deploy, rollback
+	Op       string    `json:"op"` // ActionDeploy or ActionRollback
 	App      string    `json:"app"`
 	ID       string    `json:"id,omitempty"`       // the release that is (or was to be) live
 	Previous string    `json:"previous,omitempty"` // what was live before
@@ -37,7 +43,7 @@ type HistoryEntry struct {
 
 var (
 	digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	knownOps      = map[string]bool{"deploy": true, "rollback": true}
+	knownOps      = map[string]bool{ActionDeploy: true, ActionRollback: true}
 	knownResults  = map[string]bool{ResultOK: true, ResultFailed: true, ResultRolledBack: true}
 )
 
@@ -110,7 +116,7 @@ func ParseHistory(data []byte) ([]HistoryEntry, error) {
 func FailedIDs(h []HistoryEntry) map[string]bool {
 	failed := map[string]bool{}
 	for _, e := range h {
-		if e.Op == "deploy" && e.ID != "" {
+		if e.Op == ActionDeploy && e.ID != "" {
 			failed[e.ID] = e.Result != ResultOK
 		}
 	}

@@ -250,7 +250,7 @@ func (r *imageRun) deployImage(ctx context.Context) error {
 	if derr := detected(); derr != nil || err != nil {
 		err = errors.Join(derr, err)
 		// Nothing went up, and without a digest there is no release: the line only says the run failed.
-		failed := HistoryEntry{Op: "deploy", Result: ResultFailed, Tag: r.img.Ref.Tag, Image: r.img.Ref.Repository, Revision: r.opts.Revision, Error: err.Error()}
+		failed := HistoryEntry{Op: ActionDeploy, Result: ResultFailed, Tag: r.img.Ref.Tag, Image: r.img.Ref.Repository, Revision: r.opts.Revision, Error: err.Error()}
 		return errors.Join(err, r.history(ctx, failed))
 	}
 	if r.opts.DryRun {
@@ -264,7 +264,7 @@ func (r *imageRun) deployImage(ctx context.Context) error {
 		return r.revert(ctx, rel, live, err)
 	}
 	r.out.After, r.out.Image.After = rel.ID, &rel
-	return r.history(ctx, withRevision(rel.entry("deploy", ResultOK, idOf(live)), r.opts.Revision))
+	return r.history(ctx, withRevision(rel.entry(ActionDeploy, ResultOK, idOf(live)), r.opts.Revision))
 }
 
 // redeployLive handles a pull that found the live image again (a CI job deploying an unchanged "latest"):
@@ -273,7 +273,7 @@ func (r *imageRun) deployImage(ctx context.Context) error {
 func (r *imageRun) redeployLive(ctx context.Context, live ImageRelease, tag string) error {
 	r.logf("%s is already live as %s: making sure it runs", r.img.Ref, live.ID)
 	live.Tag = tag
-	entry := withRevision(live.entry("deploy", ResultOK, ""), r.opts.Revision)
+	entry := withRevision(live.entry(ActionDeploy, ResultOK, ""), r.opts.Revision)
 	if err := r.activate(ctx, live, false); err != nil {
 		entry.Result, entry.Error = ResultFailed, err.Error()
 		return errors.Join(err, r.history(ctx, entry))
@@ -327,7 +327,7 @@ func withRevision(e HistoryEntry, rev string) HistoryEntry {
 // revert pins live again after rel failed once up, and records both in history.
 func (r *imageRun) revert(ctx context.Context, rel ImageRelease, live *ImageRelease, cause error) error {
 	r.logf("FAILED: %v", cause)
-	failed := withRevision(rel.entry("deploy", ResultFailed, idOf(live)), r.opts.Revision)
+	failed := withRevision(rel.entry(ActionDeploy, ResultFailed, idOf(live)), r.opts.Revision)
 	failed.Error = cause.Error()
 	if live == nil {
 		r.out.After, r.out.Image.After = rel.ID, &rel
@@ -336,7 +336,7 @@ func (r *imageRun) revert(ctx context.Context, rel ImageRelease, live *ImageRele
 	r.logf("rolling back to %s (%s)", live.ID, live)
 	ctx = context.WithoutCancel(ctx)
 	err := r.activate(ctx, *live, true)
-	back := live.entry("rollback", ResultOK, rel.ID)
+	back := live.entry(ActionRollback, ResultOK, rel.ID)
 	if err != nil {
 		back.Result, back.Error = ResultFailed, err.Error()
 		r.out.After, r.out.Image.After = live.ID, live

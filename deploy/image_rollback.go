@@ -39,7 +39,7 @@ func (r *imageRun) rollbackImage(ctx context.Context) error {
 	}
 	r.logf("rolling back %s -> %s (%s)", orNone(idOf(live)), to.ID, to)
 	if err := r.activate(ctx, to, true); err != nil {
-		entry := to.entry("rollback", ResultFailed, idOf(live))
+		entry := to.entry(ActionRollback, ResultFailed, idOf(live))
 		entry.Error = err.Error()
 		if live == nil {
 			r.out.After, r.out.Image.After = to.ID, &to
@@ -53,7 +53,7 @@ func (r *imageRun) rollbackImage(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("%w (%s put back)", err, live.ID), r.history(ctx, entry))
 	}
 	r.out.After, r.out.Image.After = to.ID, &to
-	return r.history(ctx, to.entry("rollback", ResultOK, idOf(live)))
+	return r.history(ctx, to.entry(ActionRollback, ResultOK, idOf(live)))
 }
 
 // requirePresent refuses a rollback to an image that is no longer on the host: skiff does not pull on a

@@ -41,7 +41,7 @@ func (r *hostRun) rollbackSource(ctx context.Context) error {
 	}
 	r.logf("rolling back %s -> %s", cur, to)
 	if err := r.activate(ctx, to, cur); err != nil {
-		entry := HistoryEntry{Op: "rollback", ID: to, Previous: cur, Result: ResultFailed, Error: err.Error()}
+		entry := HistoryEntry{Op: ActionRollback, ID: to, Previous: cur, Result: ResultFailed, Error: err.Error()}
 		if cur == "" {
 			return errors.Join(err, r.history(ctx, entry))
 		}
@@ -53,7 +53,7 @@ func (r *hostRun) rollbackSource(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("%w (%s put back)", err, cur), r.history(ctx, entry))
 	}
 	r.out.After = to
-	return r.history(ctx, HistoryEntry{Op: "rollback", ID: to, Previous: cur, Result: ResultOK})
+	return r.history(ctx, HistoryEntry{Op: ActionRollback, ID: to, Previous: cur, Result: ResultOK})
 }
 
 // RollbackTarget picks the release a rollback goes to. Without to it is the release that was live before

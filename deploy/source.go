@@ -34,13 +34,13 @@ func (r *hostRun) deploySource(ctx context.Context) error {
 	}
 	if err := r.prepareSource(ctx, prev); err != nil {
 		r.discard(ctx, id)
-		return errors.Join(err, r.history(ctx, HistoryEntry{Op: "deploy", ID: id, Previous: prev, Result: ResultFailed, Revision: r.opts.Revision, Error: err.Error()}))
+		return errors.Join(err, r.history(ctx, HistoryEntry{Op: ActionDeploy, ID: id, Previous: prev, Result: ResultFailed, Revision: r.opts.Revision, Error: err.Error()}))
 	}
 	if err := r.activate(ctx, id, prev); err != nil {
 		return r.revert(ctx, id, prev, err)
 	}
 	r.out.After = id
-	if err := r.history(ctx, HistoryEntry{Op: "deploy", ID: id, Previous: prev, Result: ResultOK, Revision: r.opts.Revision}); err != nil {
+	if err := r.history(ctx, HistoryEntry{Op: ActionDeploy, ID: id, Previous: prev, Result: ResultOK, Revision: r.opts.Revision}); err != nil {
 		return err
 	}
 	return r.retain(ctx, id, prev)
@@ -186,14 +186,14 @@ func (r *hostRun) activate(ctx context.Context, id, prev string) error {
 // revert puts prev back after id failed once live, and records both in history.
 func (r *hostRun) revert(ctx context.Context, id, prev string, cause error) error {
 	r.logf("FAILED: %v", cause)
-	failed := HistoryEntry{Op: "deploy", ID: id, Previous: prev, Result: ResultFailed, Revision: r.opts.Revision, Error: cause.Error()}
+	failed := HistoryEntry{Op: ActionDeploy, ID: id, Previous: prev, Result: ResultFailed, Revision: r.opts.Revision, Error: cause.Error()}
 	if prev == "" {
 		r.out.After = id
 		return errors.Join(cause, r.history(ctx, failed))
 	}
 	r.logf("rolling back to %s", prev)
 	err := r.activate(context.WithoutCancel(ctx), prev, id)
-	back := HistoryEntry{Op: "rollback", ID: prev, Previous: id, Result: ResultOK}
+	back := HistoryEntry{Op: ActionRollback, ID: prev, Previous: id, Result: ResultOK}
 	if err != nil {
 		back.Result, back.Error = ResultFailed, err.Error()
 		r.out.After = prev
