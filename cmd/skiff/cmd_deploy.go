@@ -184,15 +184,17 @@ func deployCommand() *cli.Command {
 			// The local tree is scanned while the hosts are being connected to; each host waits for the scan.
 			scanned := make(chan struct{})
 			var scanErr error
+			hostCount := make(chan int, 1) // how many hosts the log line names, known once --only-failed has narrowed them
 			go func() {
 				defer close(scanned)
 				if scanErr = a.prepareSource(c); scanErr == nil && !a.s.out.json {
-					a.s.out.logf("deploying %s release %s (%d entries) to %d host(s)", a.app.Name, a.opts.ReleaseID, len(a.opts.Manifest.Entries), len(a.hosts))
+					a.s.out.logf("deploying %s release %s (%d entries) to %d host(s)", a.app.Name, a.opts.ReleaseID, len(a.opts.Manifest.Entries), <-hostCount)
 				}
 			}()
 			if c.Bool("only-failed") {
 				a.narrowToFailed(c.Context)
 			}
+			hostCount <- len(a.hosts)
 			outs, errs := a.each(c.Context, "deploy", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn) *deploy.Outcome {
 				if <-scanned; scanErr != nil {
 					return &deploy.Outcome{Host: h.Name, Err: scanErr}
@@ -310,11 +312,13 @@ func (a *appRun) narrowToFailed(ctx context.Context) {
 	a.hosts = keep
 }
 
-// runSucceeded reports whether a host's history has entries of run and all of them succeeded. A deploy that
-// failed and rolled back by itself ends with a successful rollback entry of the same run, so looking at the
-// last entry alone would call that run good.
+// runSucceeded reports whether a host's history has entries of run, all of them succeeded, and the run left
+// the host on what it deployed. A deploy that failed and rolled back by itself ends with a successful rollback
+// entry of the same run, so looking at the last entry alone would call that run good; a deploy undone by
+// --rollback-fleet is two successful entries of the run, but the host is back on the old release and was
+// reported as failed, so it is deployed again too. A run of `skiff rollback` has no deploy to undo.
 func runSucceeded(hist []deploy.HistoryEntry, run string) bool {
-	seen := false
+	seen, deployed, undone := false, false, false
 	for _, e := range hist {
 		if e.Run != run {
 			continue
@@ -323,8 +327,14 @@ func runSucceeded(hist []deploy.HistoryEntry, run string) bool {
 			return false
 		}
 		seen = true
+		switch e.Op {
+		case deploy.ActionDeploy:
+			deployed, undone = true, false
+		case deploy.ActionRollback:
+			undone = deployed
+		}
 	}
-	return seen
+	return seen && !undone
 }
 
 // stopped reports whether the rollout stopped before every batch ran.

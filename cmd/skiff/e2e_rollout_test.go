@@ -33,7 +33,7 @@ killasgroup=true
 // TestDeploy_RolloutThreeHosts deploys one [apps.web] section to three hosts that look alike (same /srv/web,
 // same supervisord socket, same port 8088, each in its own namespaces) in batches of two, with a host that
 // fails in the first batch: the rollout stops there, --rollback-fleet puts the good host of the batch back,
-// and --only-failed redeploys where the last run failed.
+// and --only-failed redeploys every host the last run did not leave on its release.
 func TestDeploy_RolloutThreeHosts(t *testing.T) {
 	t.Parallel()
 	env := testenv.Fleet(t, testenv.FleetOptions{Hosts: 3, Programs: rolloutProgram})
@@ -77,7 +77,7 @@ rollout.max_fail = 0
 		})
 		r := e2eSkiff(t, append([]string{"-i", inv, "--json", "deploy", "web", "--source", src}, args...)...)
 		var rep report
-		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || len(rep.Hosts) == 0 {
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 			t.Fatalf("deploy %s: %v\n%s", version, err, r)
 		}
 		return rep
@@ -99,7 +99,7 @@ rollout.max_fail = 0
 	failOnH2 := func(version string) { e2eWrite(t, filepath.Join(env.Hosts[1].Root, "srv", "web", "fail-"+version), "") }
 	failOnH2("v2")
 	rep := shipVersion("v2")
-	if rep.ExitCode != exitFailed || !rep.Hosts[0].OK || rep.Hosts[1].OK || !rep.Hosts[1].RolledBack ||
+	if rep.ExitCode != exitFailed || len(rep.Hosts) != 3 || !rep.Hosts[0].OK || rep.Hosts[1].OK || !rep.Hosts[1].RolledBack ||
 		!strings.Contains(rep.Hosts[2].Error, "not started") {
 		t.Fatalf("deploy with a failing canary: exit %d, %s; want h1 ok, h2 rolled back, h3 not started", rep.ExitCode, hostErrors(rep))
 	}
@@ -107,19 +107,28 @@ rollout.max_fail = 0
 
 	failOnH2("v3")
 	rep = shipVersion("v3", "--rollback-fleet")
-	if rep.ExitCode != exitFailed || rep.Hosts[0].OK || !rep.Hosts[0].RolledBack || !strings.Contains(rep.Hosts[0].Error, "rolled back with the fleet") {
+	if rep.ExitCode != exitFailed || len(rep.Hosts) != 3 || rep.Hosts[0].OK || !rep.Hosts[0].RolledBack || !strings.Contains(rep.Hosts[0].Error, "rolled back with the fleet") {
 		t.Fatalf("deploy --rollback-fleet: exit %d, %s; want h1 rolled back with the fleet", rep.ExitCode, hostErrors(rep))
 	}
 	wantServing("v2", "v1", "v1")
 
-	// The last run failed on h2 and never reached h3; h1 took v3 and was rolled back with the fleet, which
-	// succeeded, so it is left alone.
+	// The last run failed on h2, never reached h3, and took h1 back with the fleet: all three take v4.
 	rep = shipVersion("v4", "--only-failed")
-	if rep.ExitCode != 0 || len(rep.Hosts) != 2 || rep.Hosts[0].Host != "h2" || rep.Hosts[1].Host != "h3" ||
-		rep.Hosts[0].After == rep.Hosts[0].Before || rep.Hosts[1].After == rep.Hosts[1].Before {
-		t.Fatalf("deploy --only-failed: exit %d, %s; want h2 and h3 deployed", rep.ExitCode, hostErrors(rep))
+	if rep.ExitCode != 0 || len(rep.Hosts) != 3 {
+		t.Fatalf("deploy --only-failed: exit %d, %s; want all three hosts deployed", rep.ExitCode, hostErrors(rep))
 	}
-	wantServing("v2", "v4", "v4")
+	for _, h := range rep.Hosts {
+		if h.After == h.Before {
+			t.Errorf("deploy --only-failed left %s on %s", h.Host, h.Before)
+		}
+	}
+	wantServing("v4", "v4", "v4")
+
+	// Now the last run succeeded everywhere: there is nothing to redeploy.
+	rep = shipVersion("v4b", "--only-failed")
+	if rep.ExitCode != 0 || len(rep.Hosts) != 0 {
+		t.Fatalf("deploy --only-failed after a good run: exit %d, %s; want no host deployed", rep.ExitCode, hostErrors(rep))
+	}
 
 	if rep := shipVersion("v5"); rep.ExitCode != 0 {
 		t.Fatalf("deploy to the whole fleet: %s", hostErrors(rep))
