@@ -42,8 +42,9 @@ type Entry struct {
 // looking at the target. It is what `<path>/.skiff/manifests/<id>` stores.
 type Manifest struct {
 	Entries []Entry
-	// stamps holds what stat said of each file when Scan hashed it; Ship uses them to prove a file is
-	// unchanged since without hashing it a second time. Never stored on a target.
+	// stamps holds what stat said of each file when Scan hashed it, for files not modified within
+	// racyWindow of the scan; Ship uses them to prove a file is unchanged since without hashing it a second
+	// time. Never stored on a target.
 	stamps map[string]fileStamp
 }
 

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Scan builds the manifest of the tree under root. It never follows symlinks: they are recorded with their
@@ -33,6 +34,7 @@ func Scan(ctx context.Context, root string, exclude []string) (*Manifest, error)
 // ScanCached is Scan that takes the hashes of files that look unchanged (see HashCache) from cache, which may
 // be nil, and remembers the others' for the next scan.
 func ScanCached(ctx context.Context, root string, exclude []string, cache *HashCache) (*Manifest, error) {
+	started := time.Now()
 	rules, err := compileExcludes(exclude)
 	if err != nil {
 		return nil, err
@@ -93,7 +95,11 @@ func ScanCached(ctx context.Context, root string, exclude []string, cache *HashC
 			}
 		case d.Type().IsRegular():
 			e.Type = TypeFile
-			stamps[rel] = fileStamp{size: info.Size(), mtimeNS: info.ModTime().UnixNano()}
+			// A file modified within racyWindow of the scan could change again in the same timestamp tick,
+			// so its stamp would not prove its content: Ship hashes it again instead.
+			if info.ModTime().Before(started.Add(-racyWindow)) {
+				stamps[rel] = fileStamp{size: info.Size(), mtimeNS: info.ModTime().UnixNano()}
+			}
 			if sum, ok := cache.lookup(rel, info); ok {
 				e.SHA256, e.Size = sum, info.Size()
 			} else {

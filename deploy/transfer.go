@@ -86,9 +86,11 @@ type ShipStats struct {
 // baseManifest) every file is sent.
 //
 // Content goes as one tar stream when there are many files or many bytes and the target has GNU tar,
-// otherwise over the shared SFTP client, ShipOptions.Concurrency files at a time. Every byte sent is hashed on
-// the way and must match m, so a source file edited since Scan fails the ship instead of poisoning the
-// manifest. Finally the manifest is stored at layout.Manifest(id). On error the partial release is left for
+// otherwise over the shared SFTP client, ShipOptions.Concurrency files at a time. Every file sent must be what
+// m says, so a source file edited since Scan fails the ship instead of poisoning the manifest: one whose size
+// and modification time are those Scan saw when it hashed it, before and after the send, is taken as proof
+// (rsync's quick check; Scan leaves out files modified too recently for it to hold), any other is hashed on
+// the way and must match. Finally the manifest is stored at layout.Manifest(id). On error the partial release is left for
 // the caller to remove; it was never live.
 func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Layout, id string, base string,
 	baseManifest *Manifest, opts ShipOptions) (*ShipStats, error) {

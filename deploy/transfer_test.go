@@ -380,24 +380,32 @@ func TestShip_SourceChangedAfterScan(t *testing.T) {
 	}
 }
 
-func TestShip_RehashesOnlyFilesTouchedSinceScan(t *testing.T) {
+func TestShip_RehashesOnlyFilesNoStampProves(t *testing.T) {
 	for _, method := range shipMethods {
 		t.Run(method.name, func(t *testing.T) {
 			ctx := context.Background()
 			c, layout, _ := connect(t)
 			src := t.TempDir()
-			writeTree(t, src, merge(manyFiles("many", method.many, "x"), map[string]node{"a": {content: "a\n"}, "b": {content: "b\n"}}))
+			tree := merge(manyFiles("many", method.many, "x"), map[string]node{"a": {content: "a\n"}, "b": {content: "b\n"}, "new": {content: "new\n"}})
+			writeTree(t, src, tree)
+			earlier := time.Now().Add(-time.Hour)
+			for p := range tree {
+				if p != "new" {
+					if err := os.Chtimes(filepath.Join(src, p), earlier, earlier); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
 			m := scan(t, src)
-			later := time.Now().Add(time.Hour)
-			if err := os.Chtimes(filepath.Join(src, "a"), later, later); err != nil {
+			if err := os.Chtimes(filepath.Join(src, "a"), time.Now(), time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			st, err := Ship(ctx, c, src, m, layout, "20260101T000000Z", "", nil, method.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Rehashed != 2 {
-				t.Errorf("rehashed %d bytes, want 2: only the touched file", st.Rehashed)
+			if st.Rehashed != 2+4 {
+				t.Errorf("rehashed %d bytes, want 6: the file touched since the scan and the one written just before it", st.Rehashed)
 			}
 			handMade, err := NewManifest(m.Entries)
 			if err != nil {
