@@ -44,7 +44,7 @@ func newFlowApp(t *testing.T, name string) *flowApp {
 // options returns the Options of a run that ships src as a new release (ids differ from the last one's).
 func (f *flowApp) options(t *testing.T, src string) *deploy.Options {
 	t.Helper()
-	m, err := deploy.ScanApp(context.Background(), src, f.app, "")
+	m, err := deploy.ScanApp(context.Background(), src, f.app, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}

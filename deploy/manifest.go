@@ -46,6 +46,8 @@ type Manifest struct {
 	// racyWindow of the scan; Ship uses them to prove a file is unchanged since without hashing it a second
 	// time. Never stored on a target.
 	stamps map[string]fileStamp
+	// deferred lists the files ScanDeferred left for Ship to hash; nil when every file has its sha256.
+	deferred *deferredHashes
 }
 
 // fileStamp is a local file's size and modification time as Scan saw them.

@@ -34,6 +34,19 @@ func Scan(ctx context.Context, root string, exclude []string) (*Manifest, error)
 // ScanCached is Scan that takes the hashes of files that look unchanged (see HashCache) from cache, which may
 // be nil, and remembers the others' for the next scan.
 func ScanCached(ctx context.Context, root string, exclude []string, cache *HashCache) (*Manifest, error) {
+	return scanTree(ctx, root, exclude, cache, false)
+}
+
+// ScanDeferred is ScanCached that leaves the files cache does not know unhashed, for one Ship to hash: up
+// front the few it must compare with its base release (same path and size), and the others on the way while
+// it sends them, so that reading and hashing a large new file overlaps with the transfer instead of
+// preceding it. Such a manifest is complete only in the release Ship stores; it is meant for one Ship at a
+// time (several would each hash what they send), and HashCache.Save after it keeps what it hashed.
+func ScanDeferred(ctx context.Context, root string, exclude []string, cache *HashCache) (*Manifest, error) {
+	return scanTree(ctx, root, exclude, cache, true)
+}
+
+func scanTree(ctx context.Context, root string, exclude []string, cache *HashCache, deferHashing bool) (*Manifest, error) {
 	started := time.Now()
 	rules, err := compileExcludes(exclude)
 	if err != nil {
@@ -53,6 +66,10 @@ func ScanCached(ctx context.Context, root string, exclude []string, cache *HashC
 	h := newScanHasher(ctx, cancel, runtime.GOMAXPROCS(0)*2, cache)
 	var entries []*Entry
 	stamps := map[string]fileStamp{}
+	var deferred map[string]fs.FileInfo
+	if deferHashing {
+		deferred = map[string]fs.FileInfo{}
+	}
 	walkErr := filepath.WalkDir(root, func(abs string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -95,12 +112,15 @@ func ScanCached(ctx context.Context, root string, exclude []string, cache *HashC
 			}
 		case d.Type().IsRegular():
 			e.Type = TypeFile
-			// A file modified within racyWindow of the scan could change again in the same timestamp tick,
-			// so its stamp would not prove its content: Ship hashes it again instead.
-			if info.ModTime().Before(started.Add(-racyWindow)) {
-				stamps[rel] = fileStamp{size: info.Size(), mtimeNS: info.ModTime().UnixNano()}
+			sum, cached := cache.lookup(rel, info)
+			if !cached && deferred != nil {
+				e.Size, deferred[rel] = info.Size(), info
+				break
 			}
-			if sum, ok := cache.lookup(rel, info); ok {
+			if st, ok := trustedStamp(info, started); ok {
+				stamps[rel] = st
+			}
+			if cached {
 				e.SHA256, e.Size = sum, info.Size()
 			} else {
 				h.add(abs, info, e)
@@ -124,6 +144,9 @@ func ScanCached(ctx context.Context, root string, exclude []string, cache *HashC
 	}
 
 	m := &Manifest{Entries: make([]Entry, len(entries)), stamps: stamps}
+	if len(deferred) > 0 {
+		m.deferred = &deferredHashes{infos: deferred, cache: cache, started: started}
+	}
 	for i, e := range entries {
 		m.Entries[i] = *e
 	}
@@ -132,6 +155,16 @@ func ScanCached(ctx context.Context, root string, exclude []string, cache *HashC
 		return nil, fmt.Errorf("scan %s: %w", root, err)
 	}
 	return m, nil
+}
+
+// trustedStamp is the stamp of a file hashed now, unless it was modified within racyWindow of started: it
+// could change again in the same timestamp tick, so its stamp would not prove its content, and Ship hashes
+// it again instead.
+func trustedStamp(info fs.FileInfo, started time.Time) (fileStamp, bool) {
+	if !info.ModTime().Before(started.Add(-racyWindow)) {
+		return fileStamp{}, false
+	}
+	return fileStamp{size: info.Size(), mtimeNS: info.ModTime().UnixNano()}, true
 }
 
 // scanHasher hashes files on a bounded pool of goroutines while the walk goes on.

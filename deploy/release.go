@@ -166,7 +166,7 @@ func withoutShared(m *Manifest, shared []string) (*Manifest, error) {
 			keep = append(keep, e)
 		}
 	}
-	out, err := NewManifest(keep)
+	out, err := newManifest(keep, m.deferred)
 	if err != nil {
 		return nil, err
 	}
@@ -175,11 +175,15 @@ func withoutShared(m *Manifest, shared []string) (*Manifest, error) {
 }
 
 // ScanApp scans an app's local source tree once for all hosts: its exclude patterns are honoured and its
-// shared entries left out, since those are linked on the target, not shipped. cacheDir holds the hash cache of
-// each tree (see HashCache); "" scans without one.
-func ScanApp(ctx context.Context, dir string, app *inventory.App, cacheDir string) (*Manifest, error) {
-	cache := OpenHashCache(cacheDir, dir)
-	m, err := ScanCached(ctx, dir, app.Exclude, cache)
+// shared entries left out, since those are linked on the target, not shipped. cache (nil for none) is the
+// tree's hash cache (see HashCache), saved once the scan is done. With deferHashing, for a deploy to one host,
+// files the cache does not know are hashed by Ship (see ScanDeferred); save the cache again after it.
+func ScanApp(ctx context.Context, dir string, app *inventory.App, cache *HashCache, deferHashing bool) (*Manifest, error) {
+	scan := ScanCached
+	if deferHashing {
+		scan = ScanDeferred
+	}
+	m, err := scan(ctx, dir, app.Exclude, cache)
 	if err != nil {
 		return nil, err
 	}

@@ -90,7 +90,9 @@ type ShipStats struct {
 // m says, so a source file edited since Scan fails the ship instead of poisoning the manifest: one whose size
 // and modification time are those Scan saw when it hashed it, before and after the send, is taken as proof
 // (rsync's quick check; Scan leaves out files modified too recently for it to hold), any other is hashed on
-// the way and must match. Finally the manifest is stored at layout.Manifest(id). On error the partial release is left for
+// the way and must match. The files a ScanDeferred manifest left unhashed are hashed up front when the base
+// has them with the same size, since only their hash says whether they changed, and otherwise while they are
+// sent; the manifest stored is then the complete one. Finally the manifest is stored at layout.Manifest(id). On error the partial release is left for
 // the caller to remove; it was never live.
 func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Layout, id string, base string,
 	baseManifest *Manifest, opts ShipOptions) (*ShipStats, error) {
@@ -111,13 +113,22 @@ func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Lay
 		return nil, fmt.Errorf("ship %s: no manifest", id)
 	}
 	// Re-checked (and sorted) here because Ship builds paths and commands from it; m may be hand-made.
-	stamps := m.stamps
-	m, err := NewManifest(m.Entries)
+	stamps, deferred := m.stamps, m.deferred
+	m, err := newManifest(m.Entries, deferred)
 	if err != nil {
 		return nil, fmt.Errorf("ship %s: %w", id, err)
 	}
 	if base == "" || baseManifest == nil {
 		base, baseManifest = "", nil
+	}
+	if deferred != nil {
+		var left bool
+		if stamps, left, err = deferred.hashComparable(ctx, localRoot, m, baseManifest, stamps); err != nil {
+			return nil, fmt.Errorf("ship %s: %w", id, err)
+		}
+		if !left {
+			deferred = nil
+		}
 	}
 	p := newShipPlan(baseManifest, m, base)
 	stats := &ShipStats{Reused: p.reused, Removed: p.removed}
@@ -128,7 +139,7 @@ func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Lay
 		return stats, nil
 	}
 	s := &shipper{c: c, localRoot: localRoot, layout: layout, id: id, token: newShipToken(), stats: stats,
-		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, stamps: stamps}
+		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, stamps: stamps, deferred: deferred}
 	if s.concurrency <= 0 {
 		s.concurrency = DefaultConcurrency
 	}
@@ -150,14 +161,28 @@ type shipper struct {
 	concurrency int
 	sftpOnly    bool
 	stamps      map[string]fileStamp // from Scan: files that still match are sent without hashing them again
+	deferred    *deferredHashes      // files hashed while they are sent (ScanDeferred); nil when there are none
+	settled     settledHashes        // their hashes
 }
 
 // run does the work on the target. The manifest is written to a temporary name while the release is being
-// built, and only renamed into place once the release is complete.
+// built (once the files are sent, when some of its hashes are taken on the way), and only renamed into place
+// once the release is complete.
 func (s *shipper) run(ctx context.Context, p *shipPlan, m *Manifest) (err error) {
+	complete := make(chan *Manifest, 1)
 	staged := make(chan error, 1)
 	stageCtx, cancelStage := context.WithCancel(ctx)
-	go func() { staged <- s.stageManifest(stageCtx, m) }()
+	go func() {
+		select {
+		case full := <-complete:
+			staged <- s.stageManifest(stageCtx, full)
+		case <-stageCtx.Done():
+			staged <- stageCtx.Err()
+		}
+	}()
+	if s.deferred == nil {
+		complete <- m
+	}
 	defer func() {
 		if err != nil {
 			cancelStage()
@@ -192,6 +217,13 @@ func (s *shipper) run(ctx context.Context, p *shipPlan, m *Manifest) (err error)
 		if err != nil {
 			return err
 		}
+	}
+	if s.deferred != nil {
+		full, err := s.settled.complete(m, s.deferred)
+		if err != nil {
+			return err
+		}
+		complete <- full
 	}
 	if script := p.finishScript(s.layout, s.id); script != nil {
 		if _, err := s.c.Run(ctx, remote.Command{Argv: []string{"sh", "-s"}, Stdin: bytes.NewReader(script)}); err != nil {

@@ -172,7 +172,10 @@ func (s *shipper) addToTar(ctx context.Context, tw *tar.Writer, e Entry, buf []b
 func (s *shipper) sent(r *sendReader) {
 	atomic.AddInt64(&s.stats.Files, 1)
 	atomic.AddInt64(&s.stats.Bytes, r.e.Size)
-	if r.hash != nil {
+	switch {
+	case r.deferred:
+		s.settled.put(r.e.Path, r.sum)
+	case r.hash != nil:
 		atomic.AddInt64(&s.stats.Rehashed, r.e.Size)
 	}
 }
@@ -189,11 +192,17 @@ type sendReader struct {
 	n     int64
 	hash  hash.Hash // nil when the stamp vouches for the content
 	stamp fileStamp
+	// deferred is set for a file whose hash is taken here, for the manifest (ScanDeferred): stamp is then
+	// what the scan saw, which must still hold at the end, and sum the hash once check has passed.
+	deferred bool
+	sum      string
 }
 
 func (s *shipper) newSendReader(ctx context.Context, r *os.File, e Entry) *sendReader {
 	sr := &sendReader{ctx: ctx, r: r, e: e}
-	if st, ok := s.stamps[e.Path]; ok && st.size == e.Size && sameStamp(r, st) {
+	if s.deferred.pending(e) {
+		sr.hash, sr.stamp, sr.deferred = sha256.New(), s.deferred.stamp(e.Path), true
+	} else if st, ok := s.stamps[e.Path]; ok && st.size == e.Size && sameStamp(r, st) {
 		sr.stamp = st
 	} else {
 		sr.hash = sha256.New()
@@ -248,6 +257,11 @@ func (s *sendReader) check() error {
 		if !sameStamp(s.r, s.stamp) {
 			return s.changed()
 		}
+	case s.deferred:
+		if !sameStamp(s.r, s.stamp) {
+			return s.changed()
+		}
+		s.sum = hex.EncodeToString(s.hash.Sum(nil))
 	case hex.EncodeToString(s.hash.Sum(nil)) != s.e.SHA256:
 		return s.changed()
 	}

@@ -380,48 +380,6 @@ func TestShip_SourceChangedAfterScan(t *testing.T) {
 	}
 }
 
-func TestShip_RehashesOnlyFilesNoStampProves(t *testing.T) {
-	for _, method := range shipMethods {
-		t.Run(method.name, func(t *testing.T) {
-			ctx := context.Background()
-			c, layout, _ := connect(t)
-			src := t.TempDir()
-			tree := merge(manyFiles("many", method.many, "x"), map[string]node{"a": {content: "a\n"}, "b": {content: "b\n"}, "new": {content: "new\n"}})
-			writeTree(t, src, tree)
-			earlier := time.Now().Add(-time.Hour)
-			for p := range tree {
-				if p != "new" {
-					if err := os.Chtimes(filepath.Join(src, p), earlier, earlier); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			m := scan(t, src)
-			if err := os.Chtimes(filepath.Join(src, "a"), time.Now(), time.Now()); err != nil {
-				t.Fatal(err)
-			}
-			st, err := Ship(ctx, c, src, m, layout, "20260101T000000Z", "", nil, method.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st.Rehashed != 2+4 {
-				t.Errorf("rehashed %d bytes, want 6: the file touched since the scan and the one written just before it", st.Rehashed)
-			}
-			handMade, err := NewManifest(m.Entries)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err = Ship(ctx, c, src, handMade, layout, "20260101T000001Z", "", nil, method.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st.Rehashed != st.Bytes {
-				t.Errorf("rehashed %d of %d bytes of a manifest without stamps, want all", st.Rehashed, st.Bytes)
-			}
-		})
-	}
-}
-
 func TestReadManifest_Missing(t *testing.T) {
 	c, layout, _ := connect(t)
 	_, err := ReadManifest(context.Background(), c, layout, "20260101T000000Z")

@@ -184,10 +184,12 @@ func deployCommand() *cli.Command {
 			// The local tree is scanned while the hosts are being connected to; each host waits for the scan.
 			scanned := make(chan struct{})
 			var scanErr error
+			var cache *deploy.HashCache
 			hostCount := make(chan int, 1) // how many hosts the log line names, known once --only-failed has narrowed them
+			oneHost := len(a.hosts) == 1
 			go func() {
 				defer close(scanned)
-				if scanErr = a.prepareSource(c); scanErr == nil && !a.s.out.json {
+				if cache, scanErr = a.prepareSource(c, oneHost); scanErr == nil && !a.s.out.json {
 					a.s.out.logf("deploying %s release %s (%d entries) to %d host(s)", a.app.Name, a.opts.ReleaseID, len(a.opts.Manifest.Entries), <-hostCount)
 				}
 			}()
@@ -204,6 +206,7 @@ func deployCommand() *cli.Command {
 			if <-scanned; scanErr != nil {
 				return scanErr
 			}
+			_ = cache.Save() // with one host, Ship hashed the files the scan left to it
 			if c.Bool("rollback-fleet") && stopped(errs) {
 				a.rollbackFleet(c.Context, outs, errs)
 			}
@@ -222,23 +225,26 @@ func (a *appRun) requireSecrets() error {
 	return nil
 }
 
-// prepareSource scans the local tree once for all hosts and names the release.
-func (a *appRun) prepareSource(c *cli.Context) error {
+// prepareSource scans the local tree once for all hosts and names the release. A deploy to one host leaves the
+// hashing of files the hash cache does not know to the transfer, which then overlaps with it; with several,
+// each file is hashed once, up front, instead of once per host. It returns the hash cache it used.
+func (a *appRun) prepareSource(c *cli.Context, oneHost bool) (*deploy.HashCache, error) {
 	dir := c.String("source")
 	if dir == "" {
 		dir = a.app.Source
 	}
 	if dir == "" {
-		return usagef("deploy %s: no source: set source in %s or pass --source", a.app.Name, a.s.inv.File)
+		return nil, usagef("deploy %s: no source: set source in %s or pass --source", a.app.Name, a.s.inv.File)
 	}
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return usagef("deploy %s: source %s is not a directory", a.app.Name, dir)
+		return nil, usagef("deploy %s: source %s is not a directory", a.app.Name, dir)
 	}
 	// The release is named after the moment the deploy started, not after the scan, however long that takes.
 	started := time.Now()
-	m, err := deploy.ScanApp(c.Context, dir, a.app, hashCacheDir())
+	cache := deploy.OpenHashCache(hashCacheDir(), dir)
+	m, err := deploy.ScanApp(c.Context, dir, a.app, cache, oneHost)
 	if err != nil {
-		return fmt.Errorf("deploy %s: %w", a.app.Name, err)
+		return nil, fmt.Errorf("deploy %s: %w", a.app.Name, err)
 	}
 	rev, sha := c.String("revision"), gitShortSHA(dir)
 	if rev == "" {
@@ -246,7 +252,7 @@ func (a *appRun) prepareSource(c *cli.Context) error {
 	}
 	a.opts.SourceDir, a.opts.Manifest, a.opts.Revision = dir, m, rev
 	a.opts.ReleaseID = deploy.NewReleaseID(started, sha)
-	return nil
+	return cache, nil
 }
 
 // hashCacheDir is where the hashes of shipped trees are remembered between runs (see deploy.HashCache);
