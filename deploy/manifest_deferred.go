@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -57,45 +58,63 @@ func newManifest(entries []Entry, d *deferredHashes) (*Manifest, error) {
 	return &Manifest{Entries: sorted, deferred: d}, nil
 }
 
-// hashComparable hashes, in parallel and before anything is planned, the deferred files of m (Ship's own
-// copy) that base has with the same size: only their hash tells whether they changed. It returns stamps with
-// theirs added, and whether files are still deferred, to be hashed while they are sent.
-func (d *deferredHashes) hashComparable(ctx context.Context, localRoot string, m, base *Manifest,
+// deferMinBytes is how much must be left to hash for Ship to hash it on the way: below it, hashing up front
+// costs less than what deferring does, which is staging the manifest only once the files are sent.
+const deferMinBytes = 8 << 20
+
+// hashUpFront hashes, in parallel and before anything is planned, the deferred files of m (Ship's own copy)
+// that base has with the same size, since only their hash tells whether they changed; and every deferred file
+// when the others come to less than deferMinBytes. A file that is no longer what the scan saw is an error, as it
+// is when it is sent. It returns stamps with theirs added, and whether files are
+// still deferred, to be hashed while they are sent.
+func (d *deferredHashes) hashUpFront(ctx context.Context, localRoot string, m, base *Manifest,
 	stamps map[string]fileStamp) (map[string]fileStamp, bool, error) {
+	var comparable, rest []int
+	var restBytes int64
+	for i, e := range m.Entries {
+		if !d.pending(e) {
+			continue
+		}
+		if o, ok := base.Lookup(e.Path); ok && o.Type == TypeFile && o.Size == e.Size {
+			comparable = append(comparable, i)
+		} else {
+			rest, restBytes = append(rest, i), restBytes+e.Size
+		}
+	}
+	now := comparable
+	if restBytes < deferMinBytes {
+		now, rest = append(now, rest...), nil
+	}
+	if len(now) == 0 {
+		return stamps, len(rest) > 0, nil
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	h := newScanHasher(ctx, cancel, runtime.GOMAXPROCS(0)*2, d.cache)
-	hashed := map[string]fileStamp{}
-	left := false
-	for i := range m.Entries {
+	out := make(map[string]fileStamp, len(stamps)+len(now))
+	for p, st := range stamps {
+		out[p] = st
+	}
+	for _, i := range now {
 		e := &m.Entries[i]
-		if !d.pending(*e) {
-			continue
-		}
-		if o, ok := base.Lookup(e.Path); !ok || o.Type != TypeFile || o.Size != e.Size {
-			left = true
-			continue
-		}
 		info := d.infos[e.Path]
 		h.add(filepath.Join(localRoot, filepath.FromSlash(e.Path)), info, e)
 		if st, ok := trustedStamp(info, d.started); ok {
-			hashed[e.Path] = st
+			out[e.Path] = st
 		}
 	}
 	if err := h.wait(); err != nil {
 		return nil, false, fmt.Errorf("hash: %w", err)
 	}
-	if len(hashed) == 0 {
-		return stamps, left, nil
+	for _, i := range now {
+		e := m.Entries[i]
+		fi, err := os.Lstat(filepath.Join(localRoot, filepath.FromSlash(e.Path)))
+		if st := d.stamp(e.Path); err != nil || e.Size != st.size || fi.Size() != st.size || fi.ModTime().UnixNano() != st.mtimeNS {
+			return nil, false, changedSinceScan(e.Path)
+		}
 	}
-	out := make(map[string]fileStamp, len(stamps)+len(hashed))
-	for p, st := range stamps {
-		out[p] = st
-	}
-	for p, st := range hashed {
-		out[p] = st
-	}
-	return out, left, nil
+	return out, len(rest) > 0, nil
 }
 
 // settledHashes collects the hashes of deferred files taken while they were sent, from many goroutines.

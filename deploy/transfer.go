@@ -91,8 +91,8 @@ type ShipStats struct {
 // and modification time are those Scan saw when it hashed it, before and after the send, is taken as proof
 // (rsync's quick check; Scan leaves out files modified too recently for it to hold), any other is hashed on
 // the way and must match. The files a ScanDeferred manifest left unhashed are hashed up front when the base
-// has them with the same size, since only their hash says whether they changed, and otherwise while they are
-// sent; the manifest stored is then the complete one. Finally the manifest is stored at layout.Manifest(id).
+// has them with the same size, since only their hash says whether they changed, or when they are few bytes;
+// otherwise while they are sent. The manifest stored is the complete one. Finally the manifest is stored at layout.Manifest(id).
 // On error the partial release is left for the caller to remove; it was never live.
 func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Layout, id string, base string,
 	baseManifest *Manifest, opts ShipOptions) (*ShipStats, error) {
@@ -123,7 +123,7 @@ func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Lay
 	}
 	if deferred != nil {
 		var left bool
-		if stamps, left, err = deferred.hashComparable(ctx, localRoot, m, baseManifest, stamps); err != nil {
+		if stamps, left, err = deferred.hashUpFront(ctx, localRoot, m, baseManifest, stamps); err != nil {
 			return nil, fmt.Errorf("ship %s: %w", id, err)
 		}
 		if !left {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiffdeploy/skiff/internal/testenv"
 )
 
 // scanDeferred is ScanDeferred of root with the given cache, failing the test on error.
@@ -93,6 +95,7 @@ func TestShip_DeferredHashes(t *testing.T) {
 			})
 			src1 := t.TempDir()
 			writeTree(t, src1, v1)
+			testenv.WriteBigFile(t, filepath.Join(src1, "big.bin"), deferMinBytes) // so that hashes are taken on the way
 			id1, id2 := "20260101T000000Z", "20260101T000100Z"
 			st, err := Ship(ctx, c, src1, scanDeferred(t, src1, nil), layout, id1, "", nil, method.opts)
 			if err != nil {
@@ -113,13 +116,14 @@ func TestShip_DeferredHashes(t *testing.T) {
 			})
 			src2 := t.TempDir()
 			writeTree(t, src2, v2)
+			testenv.WriteBigFile(t, filepath.Join(src2, "big.bin"), deferMinBytes+1)
 			st, err = Ship(ctx, c, src2, scanDeferred(t, src2, nil), layout, id2, id1, m1, method.opts)
 			if err != nil {
 				t.Fatalf("second Ship: %v", err)
 			}
-			// same-size.txt (found changed by its hash), resized.txt, new.txt and the many; same.txt and mode.sh
-			// (copied on the target) are reused.
-			if want := int64(3 + method.many); st.Files != want || st.Reused != 2 {
+			// same-size.txt (found changed by its hash), resized.txt, new.txt, big.bin and the many; same.txt
+			// and mode.sh (copied on the target) are reused.
+			if want := int64(4 + method.many); st.Files != want || st.Reused != 2 {
 				t.Errorf("sent %d files and reused %d, want %d and 2", st.Files, st.Reused, want)
 			}
 			storedMatchesScan(t, c, layout, id2, src2)
@@ -131,24 +135,77 @@ func TestShip_DeferredHashes(t *testing.T) {
 }
 
 func TestShip_DeferredFileChangedAfterScan(t *testing.T) {
+	sizes := []struct {
+		name string
+		size int64
+	}{
+		{name: "hashed up front", size: 100},
+		{name: "hashed on the way", size: deferMinBytes},
+	}
 	for _, method := range shipMethods {
-		t.Run(method.name, func(t *testing.T) {
-			c, layout, _ := connect(t)
-			src := t.TempDir()
-			writeTree(t, src, merge(manyFiles("many", method.many, "x"), map[string]node{"a": {content: "a\n"}}))
+		for _, size := range sizes {
+			t.Run(method.name+"/"+size.name, func(t *testing.T) {
+				c, layout, _ := connect(t)
+				src := t.TempDir()
+				writeTree(t, src, manyFiles("many", method.many, "x"))
+				a := filepath.Join(src, "a")
+				testenv.WriteBigFile(t, a, size.size)
+				m := scanDeferred(t, src, nil)
+				testenv.WriteBigFile(t, a, size.size)
+				later := time.Now().Add(time.Minute)
+				if err := os.Chtimes(a, later, later); err != nil {
+					t.Fatal(err)
+				}
+				_, err := Ship(context.Background(), c, src, m, layout, "20260101T000000Z", "", nil, method.opts)
+				if err == nil || !strings.Contains(err.Error(), `local file "a" changed since it was scanned`) {
+					t.Fatalf("err = %v, want the changed file named", err)
+				}
+				noManifests(t, layout)
+			})
+		}
+	}
+}
+
+func TestDeferredHashes_HashUpFront(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string]node{"small": {content: "small\n"}, "same": {content: "same\n"}})
+	testenv.WriteBigFile(t, filepath.Join(src, "big"), deferMinBytes)
+	old := scan(t, src)
+	cases := []struct {
+		name     string
+		base     *Manifest
+		without  []string // files left out of the tree for this case
+		hashed   []string // files to be hashed up front
+		leftOver bool
+	}{
+		{name: "few bytes, no base", without: []string{"big"}, hashed: []string{"small", "same"}},
+		{name: "many bytes, no base", hashed: nil, leftOver: true},
+		{name: "many bytes, base with the same sizes", base: old, hashed: []string{"small", "same", "big"}},
+		{name: "many bytes, base with one same size", base: mustManifest(t, mustLookup(t, old, "same")), hashed: []string{"same"}, leftOver: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
 			m := scanDeferred(t, src, nil)
-			later := time.Now().Add(time.Minute)
-			if err := os.WriteFile(filepath.Join(src, "a"), []byte("b\n"), 0o644); err != nil {
+			m, err := withoutShared(m, tc.without)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Chtimes(filepath.Join(src, "a"), later, later); err != nil {
+			_, left, err := m.deferred.hashUpFront(context.Background(), src, m, tc.base, nil)
+			if err != nil {
 				t.Fatal(err)
 			}
-			_, err := Ship(context.Background(), c, src, m, layout, "20260101T000000Z", "", nil, method.opts)
-			if err == nil || !strings.Contains(err.Error(), `local file "a" changed since it was scanned`) {
-				t.Fatalf("err = %v, want the changed file named", err)
+			if left != tc.leftOver {
+				t.Errorf("files left to hash on the way = %v, want %v", left, tc.leftOver)
 			}
-			noManifests(t, layout)
+			want := map[string]bool{}
+			for _, p := range tc.hashed {
+				want[p] = true
+			}
+			for _, e := range m.Entries {
+				if full, _ := old.Lookup(e.Path); want[e.Path] != (e.SHA256 == full.SHA256) {
+					t.Errorf("%s: sha256 %q, want it hashed up front: %v", e.Path, e.SHA256, want[e.Path])
+				}
+			}
 		})
 	}
 }
@@ -157,8 +214,9 @@ func TestShip_DeferredHashesReachTheCache(t *testing.T) {
 	ctx := context.Background()
 	c, layout, _ := connect(t)
 	src := t.TempDir()
-	tree := map[string]node{"a": {content: "a\n"}, "d/b": {content: "bb\n"}}
+	tree := map[string]node{"a": {content: "a\n"}, "d/b": {content: "bb\n"}, "big": {}}
 	writeTree(t, src, tree)
+	testenv.WriteBigFile(t, filepath.Join(src, "big"), deferMinBytes) // hashed on the way, the others too
 	backdate(t, src, tree)
 	cacheDir := t.TempDir()
 	cache := OpenHashCache(cacheDir, src)
@@ -217,4 +275,13 @@ func TestShip_RehashesOnlyFilesNoStampProves(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustLookup(tb testing.TB, m *Manifest, p string) Entry {
+	tb.Helper()
+	e, ok := m.Lookup(p)
+	if !ok {
+		tb.Fatalf("no entry %q", p)
+	}
+	return e
 }
