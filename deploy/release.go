@@ -124,6 +124,28 @@ func RemoveReleasesCommand(l Layout, ids []string) remote.Command {
 		append([]string{l.Releases(), l.Manifests()}, ids...)...)
 }
 
+// trashPrefix starts the names of the directories under releases/ that retired releases are moved into. It
+// is not a release id, so nothing that lists releases sees them.
+const trashPrefix = ".skiff-trash-"
+
+// retireScript takes releases out of the way at once and deletes them in the background: each release is
+// renamed into a trash directory of this run (one rename, whatever its size, in the same directory, so on the
+// same filesystem) and its manifest removed; then a detached process empties every trash directory, with
+// those earlier runs left behind, making read-only directories writable first. Its output goes nowhere, so
+// the SSH session does not wait for it. $1 is releases/, $2 the manifests, $3 the run's token.
+const retireScript = `set -e
+rel="$1"; man="$2"; trash="$1/` + trashPrefix + `$3"; shift 3
+mkdir "$trash"
+for id in "$@"; do mv "$rel/$id" "$trash/$id"; rm -rf "$man/$id"; done
+{ find "$rel"/` + trashPrefix + `* -type d ! -perm -700 -exec chmod u+rwx {} + ; rm -rf "$rel"/` + trashPrefix + `*; } </dev/null >/dev/null 2>&1 &`
+
+// RetireReleasesCommand removes releases and their manifests from the layout at once and frees their space in
+// the background (see retireScript), so that a deploy does not wait for tens of thousands of unlinks; token
+// (hex) names this run's trash. ids must be valid release ids.
+func RetireReleasesCommand(l Layout, ids []string, token string) remote.Command {
+	return script(retireScript, append([]string{l.Releases(), l.Manifests(), token}, ids...)...)
+}
+
 // Retain chooses the releases to delete: it keeps the current and the previous release whatever happens, and
 // the newest keep releases that did not fail; failed releases never count toward the kept ones.
 func Retain(ids []string, current, previous string, failed map[string]bool, keep int) (remove []string) {

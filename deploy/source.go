@@ -229,6 +229,6 @@ func (r *hostRun) retain(ctx context.Context, current, previous string) error {
 			return nil
 		}
 		r.logf("removing old releases %v", remove)
-		return r.run(ctx, RemoveReleasesCommand(r.l, remove))
+		return r.run(ctx, RetireReleasesCommand(r.l, remove, newShipToken()))
 	})
 }

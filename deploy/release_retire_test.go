@@ -1,0 +1,57 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRetireReleasesCommand_RemovesAtOnceAndFreesInTheBackground(t *testing.T) {
+	ctx := context.Background()
+	c, layout, _ := connect(t)
+	const gone, kept = "20260101T000000Z", "20260101T000100Z"
+	// A release with a read-only directory that holds files, a kept one, and the trash an earlier run left.
+	setup := script(`set -e; rel="$1"; man="$2"
+mkdir -p "$rel/$3/ro" "$rel/$4" "$man" "$rel/`+trashPrefix+`earlier/20251231T000000Z/d"
+echo x > "$rel/$3/ro/file"; echo y > "$rel/$3/top"; chmod 555 "$rel/$3/ro"
+echo old > "$rel/`+trashPrefix+`earlier/20251231T000000Z/d/f"
+touch "$man/$3" "$man/$4"`, layout.Releases(), layout.Manifests(), gone, kept)
+	if _, err := c.Run(ctx, setup); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := c.Run(ctx, RetireReleasesCommand(layout, []string{gone}, "0123abcd")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{layout.Release(gone), layout.Manifest(gone)} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is still there once the command returned (err = %v)", p, err)
+		}
+	}
+	for _, p := range []string{layout.Release(kept), layout.Manifest(kept)} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("kept release: %v", err)
+		}
+	}
+	ids, err := ListReleases(ctx, c, layout)
+	if err != nil || len(ids) != 1 || ids[0] != kept {
+		t.Errorf("ListReleases = %v, %v; want only %s, never the trash", ids, err, kept)
+	}
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		trash, _ := filepath.Glob(filepath.Join(layout.Releases(), trashPrefix+"*"))
+		if len(trash) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the trash is still there: %s", strings.Join(trash, ", "))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
