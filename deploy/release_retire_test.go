@@ -55,3 +55,28 @@ touch "$man/$3" "$man/$4"`, layout.Releases(), layout.Manifests(), gone, kept)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestReadRetention_ReportsStaleTrash(t *testing.T) {
+	ctx := context.Background()
+	c, layout, _ := connect(t)
+	const stale, fresh = trashPrefix + "0001", trashPrefix + "0002"
+	setup := script(`set -e; mkdir -p "$1/$2/20251231T000000Z" "$1/$3/20251231T000001Z" "$1/20260101T000000Z"`,
+		layout.Releases(), stale, fresh)
+	if _, err := c.Run(ctx, setup); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * staleTrashAge)
+	if err := os.Chtimes(filepath.Join(layout.Releases(), stale), old, old); err != nil {
+		t.Fatal(err)
+	}
+	st, err := readRetention(ctx, c, layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.staleTrash) != 1 || st.staleTrash[0] != stale {
+		t.Errorf("stale trash = %v, want only %s", st.staleTrash, stale)
+	}
+	if len(st.ids) != 1 || st.ids[0] != "20260101T000000Z" {
+		t.Errorf("releases = %v, want only the real one", st.ids)
+	}
+}

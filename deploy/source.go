@@ -220,15 +220,20 @@ func (r *hostRun) retain(ctx context.Context, current, previous string) error {
 		if err != nil {
 			return err
 		}
+		for _, t := range st.staleTrash {
+			r.logf("%s is left from an earlier deletion that did not finish; deleting it again", path.Join(r.l.Releases(), t))
+		}
 		failed := FailedIDs(st.hist)
 		for _, id := range st.ids {
 			failed[id] = failed[id] || !st.complete[id]
 		}
 		remove := Retain(st.ids, current, previous, failed, r.app.KeepReleases)
-		if len(remove) == 0 {
+		if len(remove) == 0 && len(st.staleTrash) == 0 {
 			return nil
 		}
-		r.logf("removing old releases %v", remove)
+		if len(remove) > 0 {
+			r.logf("removing old releases %v", remove)
+		}
 		return r.run(ctx, RetireReleasesCommand(r.l, remove, newShipToken()))
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/pkg/sftp"
 )
@@ -20,10 +22,15 @@ import (
 
 // retentionState is what retention decides on.
 type retentionState struct {
-	ids      []string        // release directories, oldest first, complete or not
-	complete map[string]bool // releases with a stored manifest
-	hist     []HistoryEntry
+	ids        []string        // release directories, oldest first, complete or not
+	complete   map[string]bool // releases with a stored manifest
+	hist       []HistoryEntry
+	staleTrash []string // trash directories (see retireScript) older than staleTrashAge, whose deletion failed
 }
+
+// staleTrashAge is how long after its deploy a trash directory must be gone: deleting even a large release
+// takes seconds.
+const staleTrashAge = 10 * time.Minute
 
 // readRetention reads the release directories, the stored manifests and the history over SFTP.
 func readRetention(ctx context.Context, c Conn, l Layout) (*retentionState, error) {
@@ -31,16 +38,21 @@ func readRetention(ctx context.Context, c Conn, l Layout) (*retentionState, erro
 	if err != nil {
 		return nil, err
 	}
-	dirs, err := listIDsSFTP(client, l.Releases(), true)
+	var stale []string
+	dirs, err := listIDsSFTP(client, l.Releases(), true, func(fi fs.FileInfo) {
+		if strings.HasPrefix(fi.Name(), trashPrefix) && fi.IsDir() && time.Since(fi.ModTime()) > staleTrashAge {
+			stale = append(stale, fi.Name())
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	st := &retentionState{ids: make([]string, 0, len(dirs))}
+	st := &retentionState{ids: make([]string, 0, len(dirs)), staleTrash: stale}
 	for id := range dirs {
 		st.ids = append(st.ids, id)
 	}
 	sort.Strings(st.ids)
-	if st.complete, err = listIDsSFTP(client, l.Manifests(), false); err != nil {
+	if st.complete, err = listIDsSFTP(client, l.Manifests(), false, nil); err != nil {
 		return nil, err
 	}
 	if st.hist, err = readHistorySFTP(ctx, client, l); err != nil {
@@ -51,8 +63,8 @@ func readRetention(ctx context.Context, c Conn, l Layout) (*retentionState, erro
 
 // listIDsSFTP is listScript over SFTP: the valid release ids among the directories (dirs) or regular files
 // of dir, following symlinks like test -d and -f do; a missing dir, or one that is not a directory, lists
-// nothing.
-func listIDsSFTP(client *sftp.Client, dir string, dirs bool) (map[string]bool, error) {
+// nothing. other, when not nil, is shown every entry whose name is not a release id.
+func listIDsSFTP(client *sftp.Client, dir string, dirs bool, other func(fs.FileInfo)) (map[string]bool, error) {
 	ids := map[string]bool{}
 	entries, err := client.ReadDir(dir)
 	if err != nil {
@@ -64,6 +76,9 @@ func listIDsSFTP(client *sftp.Client, dir string, dirs bool) (map[string]bool, e
 	for _, fi := range entries {
 		name := fi.Name()
 		if !ValidReleaseID(name) {
+			if other != nil {
+				other(fi)
+			}
 			continue
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
