@@ -64,24 +64,24 @@ const deferMinBytes = 8 << 20
 
 // hashUpFront hashes, in parallel and before anything is planned, the deferred files of m (Ship's own copy)
 // that base has with the same size, since only their hash tells whether they changed; and every deferred file
-// when the others come to less than deferMinBytes. A file that is no longer what the scan saw is an error, as it
-// is when it is sent. It returns stamps with theirs added, and whether files are
-// still deferred, to be hashed while they are sent.
+// when the others come to less than deferMinBytes. A file that is no longer what the scan saw is an error, as
+// it is when it is sent. It returns stamps with theirs added, and whether files are still deferred, to be
+// hashed while they are sent.
 func (d *deferredHashes) hashUpFront(ctx context.Context, localRoot string, m, base *Manifest,
 	stamps map[string]fileStamp) (map[string]fileStamp, bool, error) {
-	var comparable, rest []int
+	var compare, rest []int
 	var restBytes int64
 	for i, e := range m.Entries {
 		if !d.pending(e) {
 			continue
 		}
 		if o, ok := base.Lookup(e.Path); ok && o.Type == TypeFile && o.Size == e.Size {
-			comparable = append(comparable, i)
+			compare = append(compare, i)
 		} else {
 			rest, restBytes = append(rest, i), restBytes+e.Size
 		}
 	}
-	now := comparable
+	now := compare
 	if restBytes < deferMinBytes {
 		now, rest = append(now, rest...), nil
 	}
@@ -110,7 +110,8 @@ func (d *deferredHashes) hashUpFront(ctx context.Context, localRoot string, m, b
 	for _, i := range now {
 		e := m.Entries[i]
 		fi, err := os.Lstat(filepath.Join(localRoot, filepath.FromSlash(e.Path)))
-		if st := d.stamp(e.Path); err != nil || e.Size != st.size || fi.Size() != st.size || fi.ModTime().UnixNano() != st.mtimeNS {
+		st := d.stamp(e.Path)
+		if err != nil || e.Size != st.size || fi.Size() != st.size || fi.ModTime().UnixNano() != st.mtimeNS {
 			return nil, false, changedSinceScan(e.Path)
 		}
 	}
