@@ -53,6 +53,10 @@ type Manifest struct {
 // fileStamp is a local file's size and modification time as Scan saw them.
 type fileStamp struct{ size, mtimeNS int64 }
 
+func stampOf(fi fs.FileInfo) fileStamp {
+	return fileStamp{size: fi.Size(), mtimeNS: fi.ModTime().UnixNano()}
+}
+
 // NewManifest sorts a copy of entries and checks them the way DecodeManifest checks what it reads back from a
 // target; callers that build manifests by hand get the same guarantees as Scan's.
 func NewManifest(entries []Entry) (*Manifest, error) {

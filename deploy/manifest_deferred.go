@@ -30,8 +30,7 @@ func (d *deferredHashes) pending(e Entry) bool {
 
 // stamp is the stat the scan took of a deferred file: what must still hold once it has been read.
 func (d *deferredHashes) stamp(p string) fileStamp {
-	info := d.infos[p]
-	return fileStamp{size: info.Size(), mtimeNS: info.ModTime().UnixNano()}
+	return stampOf(d.infos[p])
 }
 
 // placeholderSHA256 stands in for a deferred hash while the rest of an entry is checked.
@@ -110,8 +109,7 @@ func (d *deferredHashes) hashUpFront(ctx context.Context, localRoot string, m, b
 	for _, i := range now {
 		e := m.Entries[i]
 		fi, err := os.Lstat(filepath.Join(localRoot, filepath.FromSlash(e.Path)))
-		st := d.stamp(e.Path)
-		if err != nil || e.Size != st.size || fi.Size() != st.size || fi.ModTime().UnixNano() != st.mtimeNS {
+		if st := d.stamp(e.Path); err != nil || e.Size != st.size || stampOf(fi) != st {
 			return nil, false, changedSinceScan(e.Path)
 		}
 	}

@@ -164,7 +164,7 @@ func trustedStamp(info fs.FileInfo, started time.Time) (fileStamp, bool) {
 	if !info.ModTime().Before(started.Add(-racyWindow)) {
 		return fileStamp{}, false
 	}
-	return fileStamp{size: info.Size(), mtimeNS: info.ModTime().UnixNano()}, true
+	return stampOf(info), true
 }
 
 // scanHasher hashes files on a bounded pool of goroutines while the walk goes on.

@@ -213,7 +213,7 @@ func (s *shipper) newSendReader(ctx context.Context, r *os.File, e Entry) *sendR
 // sameStamp reports whether the open file still has the size and modification time of st.
 func sameStamp(f *os.File, st fileStamp) bool {
 	fi, err := f.Stat()
-	return err == nil && fi.Size() == st.size && fi.ModTime().UnixNano() == st.mtimeNS
+	return err == nil && stampOf(fi) == st
 }
 
 // Size is the number of bytes the reader yields.
