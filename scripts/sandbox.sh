@@ -99,8 +99,9 @@ CONF
 registry_port="${SKIFF_SANDBOX_REGISTRY_PORT:-5055}"
 images() {
 	docker info >/dev/null 2>&1 || die "no Docker Engine reachable"
+	id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$user"
 	usermod -aG docker "$user"
-	mkdir -p "$dir/registry"
+	mkdir -p "$dir/registry" "$dir/etc" "$dir/run" "$dir/log" # images runs before up on a fresh checkout
 	cat >"$dir/etc/registry.yml" <<CONF
 version: 0.1
 storage:
