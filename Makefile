@@ -13,10 +13,11 @@ build:
 deps:
 	@scripts/deps.sh test
 
-# test runs every test: lint, unit, integration against real sshd/supervisord/docker, and a short fuzz run.
+# test runs every test: lint, unit, integration against real sshd/supervisord/docker, and short fuzz runs.
 test: deps lint
 	$(GO) test -count=1 -timeout 14m ./...
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=10s ./inventory/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=10s ./deploy/
 
 unit:
 	$(GO) test -count=1 -short ./...
@@ -28,6 +29,7 @@ lint:
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./inventory/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=60s ./deploy/
 
 demo: build
 	@scripts/deps.sh demo

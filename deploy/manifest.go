@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"io/fs"
 	"path"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -155,61 +153,6 @@ func DecodeManifest(r io.Reader) (*Manifest, error) {
 		return nil, fmt.Errorf("manifest line %d: %w", i+1, err)
 	}
 	return &Manifest{Entries: entries}, nil
-}
-
-func decodeEntry(line []byte) (Entry, error) {
-	if len(bytes.TrimSpace(line)) == 0 {
-		return Entry{}, errors.New("empty line")
-	}
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	var j entryJSON
-	if err := dec.Decode(&j); err != nil {
-		return Entry{}, fmt.Errorf("invalid JSON: %w", err)
-	}
-	if dec.More() {
-		return Entry{}, errors.New("invalid JSON: data after the object")
-	}
-	p, err := joinName("path", j.Path, j.Path64)
-	if err != nil {
-		return Entry{}, err
-	}
-	if p == "" {
-		return Entry{}, errors.New("missing path")
-	}
-	link, err := joinName("link", j.Link, j.Link64)
-	if err != nil {
-		return Entry{}, err
-	}
-	mode, err := parseManifestMode(j.Mode)
-	if err != nil {
-		return Entry{}, err
-	}
-	return Entry{Path: p, Type: j.Type, Mode: mode, Size: j.Size, SHA256: j.SHA256, Link: link}, nil
-}
-
-// joinName undoes splitName, refusing a name given both ways.
-func joinName(field, plain, b64 string) (string, error) {
-	if b64 == "" {
-		return plain, nil
-	}
-	if plain != "" {
-		return "", fmt.Errorf("both %s and %s64 are set", field, field)
-	}
-	raw, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
-		return "", fmt.Errorf("%s64 is not valid base64", field)
-	}
-	return string(raw), nil
-}
-
-// parseManifestMode accepts exactly four octal digits from 0000 to 0777, the form Encode writes.
-func parseManifestMode(s string) (fs.FileMode, error) {
-	if len(s) != 4 || s[0] != '0' || strings.Trim(s, "01234567") != "" {
-		return 0, fmt.Errorf("mode %q is not four octal digits between 0000 and 0777", s)
-	}
-	v, _ := strconv.ParseUint(s, 8, 32)
-	return fs.FileMode(v), nil
 }
 
 // isSHA256Hex reports whether s is a sha256 digest in lowercase hex, as Scan writes it. (A regexp would be
