@@ -23,6 +23,7 @@ type HashCache struct {
 	mu      sync.Mutex
 	old     map[string]cachedHash
 	fresh   map[string]cachedHash
+	saved   bool // fresh has been written and nothing was stored since
 }
 
 // cachedHash is what the cache knows of one file.
@@ -78,7 +79,7 @@ func (c *HashCache) lookup(rel string, info fs.FileInfo) (string, bool) {
 	if !ok || h.SHA256 == "" || h.Size != k.Size || h.MtimeNS != k.MtimeNS || h.Ino != k.Ino || h.Mode != k.Mode {
 		return "", false
 	}
-	c.fresh[rel] = h
+	c.fresh[rel], c.saved = h, false
 	return h.SHA256, true
 }
 
@@ -90,21 +91,37 @@ func (c *HashCache) store(rel string, info fs.FileInfo, sum string) {
 	k := statKey(info)
 	k.SHA256 = sum
 	c.mu.Lock()
-	c.fresh[rel] = k
+	c.fresh[rel], c.saved = k, false
 	c.mu.Unlock()
 }
 
-// Save writes what this scan saw (and only that, so deleted files drop out) through a temporary file.
+// Save writes what this scan saw (and only that, so deleted files drop out) through a temporary file. It
+// does nothing when nothing was stored since the last Save, so a deploy can save as soon as its scan is done
+// and again after its transfer, which may hash files too.
 func (c *HashCache) Save() error {
 	if c == nil {
 		return nil
 	}
 	c.mu.Lock()
-	data, err := json.Marshal(c.fresh)
-	c.mu.Unlock()
-	if err != nil {
-		return err
+	if c.saved {
+		c.mu.Unlock()
+		return nil
 	}
+	data, err := json.Marshal(c.fresh)
+	c.saved = err == nil
+	c.mu.Unlock()
+	if err == nil {
+		err = c.write(data)
+	}
+	if err != nil {
+		c.mu.Lock()
+		c.saved = false
+		c.mu.Unlock()
+	}
+	return err
+}
+
+func (c *HashCache) write(data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(c.file), 0o700); err != nil {
 		return err
 	}

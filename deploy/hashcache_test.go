@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,5 +83,42 @@ func TestOpenHashCache_Disabled(t *testing.T) {
 	}
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestHashCache_SaveWritesOnlyWhatIsNew(t *testing.T) {
+	root, cacheDir := t.TempDir(), t.TempDir()
+	p := filepath.Join(root, "f")
+	if err := os.WriteFile(p, []byte("f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := OpenHashCache(cacheDir, root)
+	file := c.file
+	saveAndRead := func() string {
+		t.Helper()
+		if err := c.Save(); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(file)
+		return string(b)
+	}
+	if got := saveAndRead(); got != "{}" {
+		t.Fatalf("first save wrote %q, want the empty cache", got)
+	}
+	os.Remove(file)
+	if got := saveAndRead(); got != "" {
+		t.Errorf("a save with nothing new wrote %q", got)
+	}
+	c.store("f", info, strings.Repeat("0", 64))
+	if got := saveAndRead(); !strings.Contains(got, `"f"`) {
+		t.Errorf("a save after a store wrote %q, want f in it", got)
 	}
 }

@@ -198,8 +198,8 @@ func withoutShared(m *Manifest, shared []string) (*Manifest, error) {
 
 // ScanApp scans an app's local source tree once for all hosts: its exclude patterns are honoured and its
 // shared entries left out, since those are linked on the target, not shipped. cache (nil for none) is the
-// tree's hash cache (see HashCache), saved once the scan is done. With deferHashing, for a deploy to one host,
-// files the cache does not know are hashed by Ship (see ScanDeferred); save the cache again after it.
+// tree's hash cache (see HashCache); the caller saves it once the deploy is done, off the deploy's path. With
+// deferHashing, for a deploy to one host, files the cache does not know are hashed by Ship (see ScanDeferred).
 func ScanApp(ctx context.Context, dir string, app *inventory.App, cache *HashCache, deferHashing bool) (*Manifest, error) {
 	scan := ScanCached
 	if deferHashing {
@@ -209,6 +209,5 @@ func ScanApp(ctx context.Context, dir string, app *inventory.App, cache *HashCac
 	if err != nil {
 		return nil, err
 	}
-	_ = cache.Save() // a cache that cannot be written only costs the next scan its time
 	return withoutShared(m, app.Shared)
 }

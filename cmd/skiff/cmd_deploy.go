@@ -181,17 +181,20 @@ func deployCommand() *cli.Command {
 			if a.app.Kind == inventory.KindImage {
 				return a.deployImage(c)
 			}
-			// The local tree is scanned while the hosts are being connected to; each host waits for the scan.
-			scanned := make(chan struct{})
+			// The local tree is scanned while the hosts are being connected to; each host waits for the scan. The
+			// hash cache is saved while they deploy, and again after if Ship hashed files (one host).
+			scanned, saved := make(chan struct{}), make(chan struct{})
 			var scanErr error
 			var cache *deploy.HashCache
 			hostCount := make(chan int, 1) // how many hosts the log line names, known once --only-failed has narrowed them
 			oneHost := len(a.hosts) == 1
 			go func() {
-				defer close(scanned)
+				defer close(saved)
 				if cache, scanErr = a.prepareSource(c, oneHost); scanErr == nil && !a.s.out.json {
 					a.s.out.logf("deploying %s release %s (%d entries) to %d host(s)", a.app.Name, a.opts.ReleaseID, len(a.opts.Manifest.Entries), <-hostCount)
 				}
+				close(scanned)
+				_ = cache.Save() // a cache that cannot be written only costs the next scan its time
 			}()
 			if c.Bool("only-failed") {
 				a.narrowToFailed(c.Context)
@@ -203,10 +206,10 @@ func deployCommand() *cli.Command {
 				}
 				return deploy.DeploySource(ctx, conn, a.app, h.Name, a.opts)
 			})
-			if <-scanned; scanErr != nil {
+			if <-saved; scanErr != nil {
 				return scanErr
 			}
-			_ = cache.Save() // with one host, Ship hashed the files the scan left to it
+			_ = cache.Save()
 			if c.Bool("rollback-fleet") && stopped(errs) {
 				a.rollbackFleet(c.Context, outs, errs)
 			}
