@@ -35,6 +35,9 @@ type Options struct {
 	// Source deploys: the local tree (already scanned into Manifest) and the release id to create.
 	SourceDir string
 	Manifest  *Manifest
+	// Scan, when not nil, replaces Manifest: it waits for a scan of SourceDir still running when the deploy
+	// started, so that hosts take their lock and clone their current release meanwhile.
+	Scan      func(ctx context.Context) (*Manifest, error)
 	ReleaseID string
 	Revision  string
 	// Rollbacks: the release to go back to ("" = the previous one) and whether a failed one is allowed.

@@ -34,6 +34,10 @@ func (r *hostRun) deploySource(ctx context.Context) error {
 	}
 	if err := r.prepareSource(ctx, prev); err != nil {
 		r.discard(ctx, id)
+		var local *scanError
+		if errors.As(err, &local) {
+			return local.err // the source tree's fault, not the host's: nothing goes into its history
+		}
 		return errors.Join(err, r.history(ctx, HistoryEntry{Op: ActionDeploy, ID: id, Previous: prev, Result: ResultFailed, Revision: r.opts.Revision, Error: err.Error()}))
 	}
 	if err := r.activate(ctx, id, prev); err != nil {
@@ -46,31 +50,64 @@ func (r *hostRun) deploySource(ctx context.Context) error {
 	return r.retain(ctx, id, prev)
 }
 
-// prepareSource builds the new release next to the live one; nothing it does is visible to the app.
+// scanError carries a failure of the local scan through a host's deploy.
+type scanError struct{ err error }
+
+func (e *scanError) Error() string { return e.err.Error() }
+func (e *scanError) Unwrap() error { return e.err }
+
+// manifest is the scanned source tree, once the scan is done.
+func (r *hostRun) manifest(ctx context.Context) (*Manifest, error) {
+	if r.opts.Scan == nil {
+		return r.opts.Manifest, nil
+	}
+	m, err := r.opts.Scan(ctx)
+	if err != nil {
+		return nil, &scanError{err}
+	}
+	return m, nil
+}
+
+// prepareSource builds the new release next to the live one; nothing it does is visible to the app. The
+// release is cloned from the live one while the live one's manifest is read and the scan finishes.
 func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 	id := r.opts.ReleaseID
-	var base *Manifest
-	if prev != "" {
-		m, err := ReadManifest(ctx, r.c, r.l, prev)
-		switch {
-		case errors.Is(err, ErrNoManifest):
-			prev = ""
-		case err != nil:
-			return err
-		default:
-			base = m
-		}
-	}
 	if !r.opts.DryRun && leftoverRelease(ctx, r.c, r.l, id) {
 		// A release dir of the same id that is not current can only be the remains of a killed run.
 		if err := r.run(ctx, RemoveReleasesCommand(r.l, []string{id})); err != nil {
 			return err
 		}
 	}
-	err := r.step("upload", func() error {
-		stats, err := Ship(ctx, r.c, r.opts.SourceDir, r.opts.Manifest, r.l, id, prev, base, ShipOptions{
+	cloned := make(chan error, 1)
+	if prev != "" && !r.opts.DryRun {
+		go func() {
+			_, err := r.c.Run(ctx, CloneReleaseCommand(r.l, prev, id)) // its stderr comes back in err
+			cloned <- err
+		}()
+	} else {
+		cloned <- nil
+	}
+	base, m, err := r.baseAndSource(ctx, prev)
+	if cerr := <-cloned; err == nil && cerr != nil {
+		err = fmt.Errorf("clone %s: %w", prev, cerr)
+	}
+	if err != nil {
+		return err
+	}
+	if base == nil && prev != "" && !r.opts.DryRun {
+		// The live release has no manifest (an older tool's): every file is sent, into an empty release.
+		if err := r.run(ctx, RemoveReleasesCommand(r.l, []string{id})); err != nil {
+			return err
+		}
+	}
+	if base == nil {
+		prev = ""
+	}
+	err = r.step("upload", func() error {
+		stats, err := Ship(ctx, r.c, r.opts.SourceDir, m, r.l, id, prev, base, ShipOptions{
 			DryRun: r.opts.DryRun,
 			Plan:   func(op, p string) { r.logf("would %s %s", op, p) },
+			Cloned: base != nil && !r.opts.DryRun,
 		})
 		if stats != nil {
 			r.out.Files, r.out.Bytes, r.out.Reused = stats.Files, stats.Bytes, stats.Reused
@@ -92,6 +129,22 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 		}
 	}
 	return r.hooks(ctx, "before_switch", r.app.Hooks.BeforeSwitch, id, prev)
+}
+
+// baseAndSource reads the manifest of the live release prev (nil when there is none, or it has none) and
+// waits for the scan of the source tree.
+func (r *hostRun) baseAndSource(ctx context.Context, prev string) (base, m *Manifest, err error) {
+	if prev != "" {
+		base, err = ReadManifest(ctx, r.c, r.l, prev)
+		if errors.Is(err, ErrNoManifest) {
+			base, err = nil, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	m, err = r.manifest(ctx)
+	return base, m, err
 }
 
 // seedShared copies the shared entries that are regular files in the source tree (a .env) into shared/ on a

@@ -43,6 +43,8 @@ type ShipOptions struct {
 	// Plan receives each operation of a dry run: op is one of the Op* constants, path is relative to the new
 	// release (or, for OpBase and OpManifest, a path on the target).
 	Plan func(op string, path string)
+	// Cloned says the release directory was already made from base with CloneReleaseCommand.
+	Cloned bool
 }
 
 // The operations a dry run reports through ShipOptions.Plan, in the order Ship performs them.
@@ -139,7 +141,7 @@ func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Lay
 		return stats, nil
 	}
 	s := &shipper{c: c, localRoot: localRoot, layout: layout, id: id, token: newShipToken(), stats: stats,
-		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, stamps: stamps, deferred: deferred}
+		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, cloned: opts.Cloned, stamps: stamps, deferred: deferred}
 	if s.concurrency <= 0 {
 		s.concurrency = DefaultConcurrency
 	}
@@ -160,6 +162,7 @@ type shipper struct {
 	stats       *ShipStats
 	concurrency int
 	sftpOnly    bool
+	cloned      bool
 	stamps      map[string]fileStamp // from Scan: files that still match are sent without hashing them again
 	deferred    *deferredHashes      // files hashed while they are sent (ScanDeferred); nil when there are none
 	settled     settledHashes        // their hashes
@@ -203,7 +206,7 @@ func (s *shipper) run(ctx context.Context, p *shipPlan, m *Manifest) (err error)
 	nFiles, nBytes := p.uploadTotals()
 	wantTar := !s.sftpOnly && (nFiles >= tarMinFiles || nBytes >= tarMinBytes)
 	res, err := s.c.Run(ctx, remote.Command{Argv: []string{"sh", "-s"},
-		Stdin: bytes.NewReader(p.prepareScript(s.layout, s.id, s.token, wantTar))})
+		Stdin: bytes.NewReader(p.prepareScript(s.layout, s.id, s.token, wantTar, s.cloned))})
 	if err != nil {
 		return fmt.Errorf("prepare release: %w", err)
 	}

@@ -170,18 +170,15 @@ func (p *shipPlan) report(l Layout, id string, plan func(op, path string)) {
 // prepareScript is the one shell script, sent on stdin to `sh -s` so that no list is bounded by the
 // command-line limit, that creates the release directory, fills it from the base with hard links, and makes
 // every change that needs no file content. Every name goes through remote.Quote.
-func (p *shipPlan) prepareScript(l Layout, id, token string, detectTar bool) []byte {
+// With cloned, the release directory already is the base's copy (CloneReleaseCommand).
+func (p *shipPlan) prepareScript(l Layout, id, token string, detectTar, cloned bool) []byte {
 	var b shipScript
 	b.line("set -e")
 	b.line("umask 022")
-	b.line("mkdir -p -- %s %s", remote.Quote(l.Releases()), remote.Quote(l.Manifests()))
-	b.line("cd %s", remote.Quote(l.Releases()))
-	b.line("mkdir -- %s", remote.Quote(id))
-	if p.base != "" {
-		src, dst, rel := remote.Quote(p.base+"/."), remote.Quote(id+"/"), remote.Quote(id)
-		b.line("cp -al %s %s 2>/dev/null || { rm -rf -- %s; mkdir -- %s; cp -a %s %s; }", src, dst, rel, rel, src, dst)
+	if !cloned {
+		b.clone(l, p.base, id)
 	}
-	b.line("cd %s", remote.Quote(id))
+	b.line("cd %s", remote.Quote(l.Release(id)))
 	b.batch("chmod u+rwx --", p.open)
 	b.batch("rm -rf --", p.remove)
 	for _, e := range p.modeCopy {
@@ -200,6 +197,29 @@ func (p *shipPlan) prepareScript(l Layout, id, token string, detectTar bool) []b
 		b.line(`case "$(tar --version 2>/dev/null)" in *"GNU tar"*) echo %s ;; esac`, tarMarker)
 	}
 	return b.Bytes()
+}
+
+// CloneReleaseCommand creates release id as hard links to base's files (a plain copy where the filesystem
+// refuses links), which is how Ship starts a release from its base. A deploy runs it while it still reads the
+// base's manifest and waits for its scan, then tells Ship (ShipOptions.Cloned). An empty base makes an empty
+// release directory.
+func CloneReleaseCommand(l Layout, base, id string) remote.Command {
+	var b shipScript
+	b.line("set -e")
+	b.line("umask 022")
+	b.clone(l, base, id)
+	return remote.Command{Argv: []string{"sh", "-s"}, Stdin: bytes.NewReader(b.Bytes())}
+}
+
+// clone writes the lines that create release id from base (or empty), and the directories it lives in.
+func (s *shipScript) clone(l Layout, base, id string) {
+	s.line("mkdir -p -- %s %s", remote.Quote(l.Releases()), remote.Quote(l.Manifests()))
+	s.line("cd %s", remote.Quote(l.Releases()))
+	s.line("mkdir -- %s", remote.Quote(id))
+	if base != "" {
+		src, dst, rel := remote.Quote(base+"/."), remote.Quote(id+"/"), remote.Quote(id)
+		s.line("cp -al %s %s 2>/dev/null || { rm -rf -- %s; mkdir -- %s; cp -a %s %s; }", src, dst, rel, rel, src, dst)
+	}
 }
 
 // finishScript sets the modes of directories once nothing more is created in them, deepest first so that a

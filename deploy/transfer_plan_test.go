@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"io"
 	"io/fs"
 	"path"
 	"reflect"
@@ -125,7 +126,7 @@ func TestShipPlan_PrepareScriptQuotesNames(t *testing.T) {
 	m := mustManifest(t, fileEntry("it's", "1", 0o755), Entry{Path: "$(id)", Type: TypeDir, Mode: 0o755},
 		Entry{Path: "l", Type: TypeSymlink, Mode: 0o777, Link: "-rf x"})
 	p := newShipPlan(old, m, "20260101T000000Z")
-	got := string(p.prepareScript(Layout{Path: "/srv/my app"}, "20260101T000100Z", "tok", false))
+	got := string(p.prepareScript(Layout{Path: "/srv/my app"}, "20260101T000100Z", "tok", false, false))
 	for _, want := range []string{
 		"mkdir -p -- '/srv/my app/releases' '/srv/my app/.skiff/manifests'\n",
 		"cp -al 20260101T000000Z/. 20260101T000100Z/ 2>/dev/null || { rm -rf -- 20260101T000100Z; " +
@@ -140,6 +141,25 @@ func TestShipPlan_PrepareScriptQuotesNames(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("prepare script lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+func TestShipPlan_PrepareScriptOfAClonedRelease(t *testing.T) {
+	old := mustManifest(t, fileEntry("a", "1", 0o644), fileEntry("gone", "1", 0o644))
+	p := newShipPlan(old, mustManifest(t, fileEntry("a", "1", 0o644)), "20260101T000000Z")
+	l := Layout{Path: "/srv/app"}
+	got := string(p.prepareScript(l, "20260101T000100Z", "tok", false, true))
+	if strings.Contains(got, "cp -al") || strings.Contains(got, "mkdir -- 20260101T000100Z") {
+		t.Errorf("the script of a cloned release clones it again:\n%s", got)
+	}
+	for _, want := range []string{"cd /srv/app/releases/20260101T000100Z\n", "rm -rf -- ./gone\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("prepare script lacks %q:\n%s", want, got)
+		}
+	}
+	clone, _ := io.ReadAll(CloneReleaseCommand(l, "20260101T000000Z", "20260101T000100Z").Stdin)
+	if !strings.Contains(string(clone), "cp -al 20260101T000000Z/. 20260101T000100Z/") {
+		t.Errorf("clone script does not clone:\n%s", clone)
 	}
 }
 

@@ -181,29 +181,40 @@ func deployCommand() *cli.Command {
 			if a.app.Kind == inventory.KindImage {
 				return a.deployImage(c)
 			}
-			// The local tree is scanned while the hosts are being connected to; each host waits for the scan. The
-			// hash cache is saved while they deploy, and again after if Ship hashed files (one host).
+			if err := a.nameSourceRelease(c); err != nil {
+				return err
+			}
+			// The local tree is scanned while the hosts are connected to, locked and their release cloned; each
+			// host waits for the scan before it compares and sends. The hash cache is saved while they deploy,
+			// and again after if Ship hashed files (one host).
 			scanned, saved := make(chan struct{}), make(chan struct{})
+			var m *deploy.Manifest
 			var scanErr error
 			var cache *deploy.HashCache
 			hostCount := make(chan int, 1) // how many hosts the log line names, known once --only-failed has narrowed them
 			oneHost := len(a.hosts) == 1
 			go func() {
 				defer close(saved)
-				if cache, scanErr = a.prepareSource(c, oneHost); scanErr == nil && !a.s.out.json {
-					a.s.out.logf("deploying %s release %s (%d entries) to %d host(s)", a.app.Name, a.opts.ReleaseID, len(a.opts.Manifest.Entries), <-hostCount)
+				cache = deploy.OpenHashCache(hashCacheDir(), a.opts.SourceDir)
+				if m, scanErr = a.scanSource(c.Context, cache, oneHost); scanErr == nil && !a.s.out.json {
+					a.s.out.logf("deploying %s release %s (%d entries) to %d host(s)", a.app.Name, a.opts.ReleaseID, len(m.Entries), <-hostCount)
 				}
 				close(scanned)
 				_ = cache.Save() // a cache that cannot be written only costs the next scan its time
 			}()
+			a.opts.Scan = func(ctx context.Context) (*deploy.Manifest, error) {
+				select {
+				case <-scanned:
+					return m, scanErr
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
 			if c.Bool("only-failed") {
 				a.narrowToFailed(c.Context)
 			}
 			hostCount <- len(a.hosts)
 			outs, errs := a.each(c.Context, "deploy", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn) *deploy.Outcome {
-				if <-scanned; scanErr != nil {
-					return &deploy.Outcome{Host: h.Name, Err: scanErr}
-				}
 				return deploy.DeploySource(ctx, conn, a.app, h.Name, a.opts)
 			})
 			if <-saved; scanErr != nil {
@@ -228,34 +239,38 @@ func (a *appRun) requireSecrets() error {
 	return nil
 }
 
-// prepareSource scans the local tree once for all hosts and names the release. A deploy to one host leaves the
-// hashing of files the hash cache does not know to the transfer, which then overlaps with it; with several,
-// each file is hashed once, up front, instead of once per host. It returns the hash cache it used.
-func (a *appRun) prepareSource(c *cli.Context, oneHost bool) (*deploy.HashCache, error) {
+// nameSourceRelease finds the source tree and names the release after the moment the deploy started (and the
+// tree's git commit), before the scan, however long that takes.
+func (a *appRun) nameSourceRelease(c *cli.Context) error {
 	dir := c.String("source")
 	if dir == "" {
 		dir = a.app.Source
 	}
 	if dir == "" {
-		return nil, usagef("deploy %s: no source: set source in %s or pass --source", a.app.Name, a.s.inv.File)
+		return usagef("deploy %s: no source: set source in %s or pass --source", a.app.Name, a.s.inv.File)
 	}
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return nil, usagef("deploy %s: source %s is not a directory", a.app.Name, dir)
+		return usagef("deploy %s: source %s is not a directory", a.app.Name, dir)
 	}
-	// The release is named after the moment the deploy started, not after the scan, however long that takes.
 	started := time.Now()
-	cache := deploy.OpenHashCache(hashCacheDir(), dir)
-	m, err := deploy.ScanApp(c.Context, dir, a.app, cache, oneHost)
-	if err != nil {
-		return nil, fmt.Errorf("deploy %s: %w", a.app.Name, err)
-	}
 	rev, sha := c.String("revision"), gitShortSHA(dir)
 	if rev == "" {
 		rev = sha
 	}
-	a.opts.SourceDir, a.opts.Manifest, a.opts.Revision = dir, m, rev
+	a.opts.SourceDir, a.opts.Revision = dir, rev
 	a.opts.ReleaseID = deploy.NewReleaseID(started, sha)
-	return cache, nil
+	return nil
+}
+
+// scanSource scans the local tree once for all hosts. A deploy to one host leaves the hashing of files the hash
+// cache does not know to the transfer, which then overlaps with it; with several, each file is hashed once, up
+// front, instead of once per host.
+func (a *appRun) scanSource(ctx context.Context, cache *deploy.HashCache, oneHost bool) (*deploy.Manifest, error) {
+	m, err := deploy.ScanApp(ctx, a.opts.SourceDir, a.app, cache, oneHost)
+	if err != nil {
+		return nil, fmt.Errorf("deploy %s: %w", a.app.Name, err)
+	}
+	return m, nil
 }
 
 // hashCacheDir is where the hashes of shipped trees are remembered between runs (see deploy.HashCache);

@@ -233,3 +233,33 @@ func wantFile(t *testing.T, path, want string) {
 
 // shellQuote quotes s for a POSIX shell, for commands the tests themselves send.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// TestDeploy_ScanErrorLeavesHostAsItWas deploys a tree the scan refuses (a symlink out of it) while the host
+// is already locked and cloning: the deploy fails naming the entry, and the host keeps its release, its
+// releases, its history and no lock.
+func TestDeploy_ScanErrorLeavesHostAsItWas(t *testing.T) {
+	t.Parallel()
+	a := newE2EApp(t, "scanfail", appOptions{})
+	good := a.deploy(0, e2eAppTree(t, "good", nil)).After
+	releases := a.releases()
+	hist, _ := a.history()
+
+	bad := e2eAppTree(t, "bad", func(dir string) {
+		if err := os.Symlink("../../../etc/passwd", filepath.Join(dir, "leak")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if r := a.skiff("deploy", a.name, "--source", bad); r.code == 0 || !strings.Contains(r.all(), `"leak"`) {
+		t.Fatalf("deploy of a tree with a symlink out of it: %s; want a failure naming leak", r)
+	}
+	if got := a.current(); got != good {
+		t.Errorf("current = %q, want %s", got, good)
+	}
+	if got := a.releases(); !slices.Equal(got, releases) {
+		t.Errorf("releases = %v, want %v", got, releases)
+	}
+	if after, _ := a.history(); len(after) != len(hist) {
+		t.Errorf("history has %d entries after a local scan error, want the %d it had", len(after), len(hist))
+	}
+	a.deploy(0, e2eAppTree(t, "next", nil)) // the lock was released
+}

@@ -229,7 +229,7 @@ func (a *e2eApp) current() string {
 	return filepath.Base(target)
 }
 
-// releases lists the release directories on the host.
+// releases lists the release directories on the host (not the trash that retention deletes in the background).
 func (a *e2eApp) releases() []string {
 	a.t.Helper()
 	entries, err := os.ReadDir(filepath.Join(a.path, "releases"))
@@ -238,7 +238,9 @@ func (a *e2eApp) releases() []string {
 	}
 	var ids []string
 	for _, e := range entries {
-		ids = append(ids, e.Name())
+		if deploy.ValidReleaseID(e.Name()) {
+			ids = append(ids, e.Name())
+		}
 	}
 	return ids
 }
