@@ -124,6 +124,39 @@ func TestDeploySource_ReleaseMatchesManifestAndHistory(t *testing.T) {
 	}
 }
 
+// TestDeploySource_LiveReleaseWithoutManifest deploys over a release an older tool shipped, which has no
+// manifest: the clone made meanwhile is dropped and every file is sent into an empty release; the live one is
+// left as it was.
+func TestDeploySource_LiveReleaseWithoutManifest(t *testing.T) {
+	t.Parallel()
+	f := newFlowApp(t, "nomanifest")
+	ctx := context.Background()
+	o1 := f.options(t, flowTree(t, "one"))
+	if first := deploy.DeploySource(ctx, f.conn, f.app, f.host.Name, o1); first.Err != nil {
+		t.Fatal(first.Err)
+	}
+	if err := os.Remove(f.layout().Manifest(o1.ReleaseID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.layout().Release(o1.ReleaseID), "stray"), []byte("old tool\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o2 := f.options(t, flowTree(t, "two"))
+	second := deploy.DeploySource(ctx, f.conn, f.app, f.host.Name, o2)
+	if second.Err != nil {
+		t.Fatal(second.Err)
+	}
+	if second.Files != 3 || second.Reused != 0 {
+		t.Errorf("sent %d files and reused %d, want all 3 sent", second.Files, second.Reused)
+	}
+	if err := deploy.Verify(ctx, f.conn, f.layout(), o2.ReleaseID, o2.Manifest); err != nil {
+		t.Errorf("release %s: %v (the stray file of the clone must be gone)", o2.ReleaseID, err)
+	}
+	if _, err := os.Stat(filepath.Join(f.layout().Release(o1.ReleaseID), "stray")); err != nil {
+		t.Errorf("the live release lost a file: %v", err)
+	}
+}
+
 // TestDeploySource_CancelledDuringHook is Ctrl-C in the middle of a slow hook: the run ends promptly, the
 // live release is untouched, the half-made release is removed and the lock is freed.
 func TestDeploySource_CancelledDuringHook(t *testing.T) {
