@@ -342,10 +342,11 @@ func (p *pruner) hostImages(ctx context.Context) (HostImages, error) {
 	if err != nil {
 		return h, err
 	}
-	if out, err = p.query(ctx, argv); err != nil {
+	res, err := p.c.Run(ctx, remote.Command{Argv: argv})
+	if err != nil && !onlyVanished(err) {
 		return h, fmt.Errorf("inspect containers: %w", err)
 	}
-	used, err := compose.ParseContainerImages(out)
+	used, err := compose.ParseContainerImages(res.Stdout)
 	if err != nil {
 		return h, err
 	}
@@ -354,6 +355,21 @@ func (p *pruner) hostImages(ctx context.Context) (HostImages, error) {
 		h.InUse[img] = true
 	}
 	return h, nil
+}
+
+// onlyVanished reports whether docker inspect failed only because containers listed a moment before were
+// removed since: it still printed the others, and a container that is gone uses no image.
+func onlyVanished(err error) bool {
+	var exit *remote.ExitError
+	if !errors.As(err, &exit) || exit.Status != 1 || exit.Stderr == "" {
+		return false
+	}
+	for _, line := range strings.Split(strings.TrimSpace(exit.Stderr), "\n") {
+		if !strings.Contains(line, "No such container") {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *pruner) query(ctx context.Context, argv []string) ([]byte, error) {

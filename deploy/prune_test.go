@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/skiffdeploy/skiff/compose"
 	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/remote"
 )
 
 // hex64 is a digest or image id made of one repeated hex digit, for readable fixtures.
@@ -325,6 +327,29 @@ service = "app"
 			}
 			if !reflect.DeepEqual(names, tc.want) {
 				t.Fatalf("targets %v, want %v", names, tc.want)
+			}
+		})
+	}
+}
+
+func TestOnlyVanished_ToleratesContainersRemovedSinceTheListing(t *testing.T) {
+	gone := "Error response from daemon: No such container: 428a1aee9ccc"
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{name: "one gone", err: &remote.ExitError{Status: 1, Stderr: gone}, want: true},
+		{name: "two gone", err: &remote.ExitError{Status: 1, Stderr: gone + "\n" + gone}, want: true},
+		{name: "another error too", err: &remote.ExitError{Status: 1, Stderr: gone + "\npermission denied"}, want: false},
+		{name: "no stderr", err: &remote.ExitError{Status: 1}, want: false},
+		{name: "other status", err: &remote.ExitError{Status: 125, Stderr: gone}, want: false},
+		{name: "not an exit", err: errors.New(gone), want: false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := onlyVanished(tc.err); got != tc.want {
+				t.Errorf("onlyVanished = %v, want %v", got, tc.want)
 			}
 		})
 	}
