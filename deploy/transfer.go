@@ -94,8 +94,8 @@ type ShipStats struct {
 // (rsync's quick check; Scan leaves out files modified too recently for it to hold), any other is hashed on
 // the way and must match. The files a ScanDeferred manifest left unhashed are hashed up front when the base
 // has them with the same size, since only their hash says whether they changed, or when they are few bytes;
-// otherwise while they are sent. The manifest stored is the complete one. Finally the manifest is stored at layout.Manifest(id).
-// On error the partial release is left for the caller to remove; it was never live.
+// otherwise while they are sent. Finally the complete manifest is stored at layout.Manifest(id). On error the
+// partial release is left for the caller to remove; it was never live.
 func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Layout, id string, base string,
 	baseManifest *Manifest, opts ShipOptions) (*ShipStats, error) {
 	start := time.Now()
