@@ -11,6 +11,9 @@ import (
 	"github.com/skiffdeploy/skiff/inventory"
 )
 
+// Container is a container of an image app's service, as docker inspect describes it.
+type Container = compose.Container
+
 // maxComposeFile bounds the local compose file an image app uploads.
 const maxComposeFile = 1 << 20
 

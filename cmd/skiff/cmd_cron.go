@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/skiffdeploy/skiff/fleet"
 	"github.com/skiffdeploy/skiff/inventory"
 	"github.com/skiffdeploy/skiff/schedule"
 	"github.com/urfave/cli/v2"
@@ -72,23 +72,12 @@ func runCron(c *cli.Context, signals signalFunc) error {
 	stopCtx, reload, release := signals(c.Context)
 	defer release()
 
-	log := &cronLog{w: c.App.Writer, json: c.Bool("json")}
-	jobs := &cronJobs{
-		opts: cronJobOptions{
-			inventory:     c.String("inventory"),
-			parallel:      c.Int("parallel"),
-			maxHandshakes: c.Int("max-handshakes"),
-			dryRun:        c.Bool("dry-run"),
-			verbose:       c.Bool("verbose"),
-			acceptNew:     c.Bool("accept-new-host-keys"),
-		},
-		turn:     make(chan struct{}, 1),
-		stopping: make(chan struct{}),
-		stderr:   c.App.ErrWriter,
-		log:      log,
-	}
+	g := globalsOf(c)
+	g.hosts = nil
+	log := &cronLog{w: c.App.Writer, json: g.json}
+	jobs := &cronJobs{g: g, stderr: c.App.ErrWriter, log: log}
 	runner := schedule.New(schedule.Options{Run: jobs.run, Log: log.event})
-	inv, err := loadInventory(c)
+	inv, err := loadInventory(g.inventory)
 	if err != nil {
 		return err
 	}
@@ -96,7 +85,7 @@ func runCron(c *cli.Context, signals signalFunc) error {
 		return err
 	}
 	if c.Bool("list") {
-		return printPlanned(c.App.Writer, runner.Next(), c.Bool("json"))
+		return printPlanned(c.App.Writer, runner.Next(), g.json)
 	}
 
 	if c.String("hosts") != "" {
@@ -112,7 +101,7 @@ func runCron(c *cli.Context, signals signalFunc) error {
 		case <-stopCtx.Done():
 			done = true
 		case <-reload:
-			inv, err := loadInventory(c)
+			inv, err := loadInventory(g.inventory)
 			if err == nil {
 				err = runner.Load(inv)
 			}
@@ -124,7 +113,6 @@ func runCron(c *cli.Context, signals signalFunc) error {
 		}
 	}
 
-	close(jobs.stopping)
 	timeout := c.Duration("stop-timeout")
 	log.notice("stop", fmt.Sprintf("stopping: no new runs; waiting up to %s for %d running job(s)", timeout, len(runner.Running())), nil)
 	// The wait starts now and is not derived from c.Context: that context ended with the very signal that
@@ -139,127 +127,83 @@ func runCron(c *cli.Context, signals signalFunc) error {
 	return nil
 }
 
-// cronJobOptions are the global options of `skiff cron` that its jobs inherit.
-type cronJobOptions struct {
-	inventory     string
-	parallel      int
-	maxHandshakes int
-	dryRun        bool
-	verbose       bool
-	acceptNew     bool
+// cronJobs runs the jobs of schedules through the fleet engine, the way the same command typed by hand
+// would: each run reads the inventory file again and has an engine (and so connections) of its own, so runs
+// of different schedules go on at the same time. The global options of `skiff cron` apply to every run;
+// --hosts does not, since every schedule names its own hosts.
+type cronJobs struct {
+	g      globals
+	stderr io.Writer
+	log    *cronLog
 }
 
-// scheduleArgs is the command line that runs schedule s, the one a user would type. --hosts is always
-// given, empty when the schedule names no hosts, so that SKIFF_HOSTS in cron's environment never changes
-// what a schedule acts on. A check of an app with no hosts of its own checks the app's hosts.
-func scheduleArgs(o cronJobOptions, inv *inventory.Inventory, s *inventory.Schedule) ([]string, error) {
-	hosts := s.Hosts
-	if len(hosts) == 0 && s.Job == inventory.JobCheck && s.App != "" {
-		app, ok := inv.Apps[s.App]
-		if !ok {
-			return nil, fmt.Errorf("schedule %s: unknown app %q", s.Name, s.App)
-		}
-		hosts = app.Hosts
+// run runs schedule s. A run that fails is an error that carries the exit code the same command typed by
+// hand would have, and names the failed hosts.
+func (j *cronJobs) run(ctx context.Context, _ *inventory.Inventory, s *inventory.Schedule) error {
+	inv, err := loadInventory(j.g.inventory)
+	if err != nil {
+		return jobError(nil, err)
 	}
-	args := []string{"skiff", "--inventory", o.inventory, "--hosts=" + strings.Join(hosts, ","), "--json"}
-	if o.parallel > 0 {
-		args = append(args, "--parallel", strconv.Itoa(o.parallel))
+	var logf func(string, ...any)
+	if j.g.verbose {
+		logf = func(format string, args ...any) { j.log.lines(j.stderr, s.Name, fmt.Sprintf(format, args...)) }
 	}
-	if o.maxHandshakes > 0 {
-		args = append(args, "--max-handshakes", strconv.Itoa(o.maxHandshakes))
-	}
-	for _, f := range []struct {
-		on   bool
-		name string
-	}{{o.dryRun, "--dry-run"}, {o.verbose, "--verbose"}, {o.acceptNew, "--accept-new-host-keys"}} {
-		if f.on {
-			args = append(args, f.name)
+	events := func(ev fleet.Event) {
+		if logf != nil && ev.Kind == fleet.EventNotice {
+			logf("%s", ev.Text)
 		}
 	}
+	e := newEngine(inv, j.g, events, logf)
+	defer e.Close()
+	return jobError(runSchedule(ctx, e, inv, s))
+}
+
+// runSchedule sends the request of schedule s to the engine. A check of an app with no hosts of its own
+// checks the app's hosts.
+func runSchedule(ctx context.Context, e *fleet.Engine, inv *inventory.Inventory, s *inventory.Schedule) (*fleet.Report, error) {
+	hosts := fleet.Selection(s.Hosts)
 	switch s.Job {
 	case inventory.JobPrune:
-		args = append(args, "prune")
-		if s.App != "" {
-			args = append(args, s.App)
-		}
+		return e.Prune(ctx, fleet.PruneRequest{App: s.App, Hosts: hosts})
 	case inventory.JobCheck:
-		args = append(args, "check")
-	case inventory.JobDeploy:
-		args = append(args, "deploy", s.App)
-		if s.Tag != "" {
-			args = append(args, "--tag", s.Tag)
+		if len(hosts) == 0 && s.App != "" {
+			app, ok := inv.Apps[s.App]
+			if !ok {
+				return nil, usagef("schedule %s: unknown app %q", s.Name, s.App)
+			}
+			hosts = app.Hosts
 		}
+		return e.Check(ctx, hosts)
+	case inventory.JobDeploy:
+		return e.Deploy(ctx, fleet.DeployRequest{App: s.App, Hosts: hosts, Tag: s.Tag})
 	case inventory.JobExec:
-		args = append(append(args, "exec", "--"), s.Command...)
-	default:
-		return nil, fmt.Errorf("schedule %s: unknown job %q", s.Name, s.Job)
+		return e.Exec(ctx, hosts, s.Command)
 	}
-	return args, nil
+	return nil, usagef("schedule %s: unknown job %q", s.Name, s.Job)
 }
 
-// cronJobs runs the jobs of schedules, one at a time: urfave/cli keeps state in package variables (its help
-// flag and command) that each run of the CLI writes, so two runs of the CLI must not overlap in one process.
-// A job waits for the one before it to finish; the wait counts as part of its run.
-type cronJobs struct {
-	opts     cronJobOptions
-	turn     chan struct{} // holds a token while a job runs
-	stopping chan struct{} // closed when cron stops: waiting jobs give up their turn
-	stderr   io.Writer
-	log      *cronLog
-}
-
-// run runs schedule s through the CLI itself, so that cron does exactly what the same command typed by hand
-// does. A non-zero exit code is an error naming the failed hosts.
-func (j *cronJobs) run(ctx context.Context, inv *inventory.Inventory, s *inventory.Schedule) error {
-	args, err := scheduleArgs(j.opts, inv, s)
+// jobError is the error of a run: nil when every host succeeded, else the exit code the command would have
+// had and why it failed (the failed hosts, or the request's own error).
+func jobError(rep *fleet.Report, err error) error {
 	if err != nil {
-		return err
+		return fmt.Errorf("exit %d: %s", exitCode(err), oneLine(err.Error()))
 	}
-	select {
-	case j.turn <- struct{}{}:
-		defer func() { <-j.turn }()
-	case <-j.stopping:
-		return fmt.Errorf("%w: cron stopped before another job finished", schedule.ErrSkip)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	var out, errOut bytes.Buffer
-	code := run(ctx, args, strings.NewReader(""), &out, &errOut)
-	if j.opts.verbose && errOut.Len() > 0 {
-		j.log.lines(j.stderr, s.Name, errOut.String())
-	}
+	code := hostsExitCode(rep.Errs())
 	if code == exitOK {
 		return nil
 	}
-	return fmt.Errorf("exit %d: %s", code, failureSummary(out.Bytes(), errOut.String()))
+	return fmt.Errorf("exit %d: %s", code, failureSummary(rep))
 }
 
-// failureSummary says why a job failed: the failed hosts of its JSON report, or else what it printed to
-// stderr.
-func failureSummary(report []byte, stderr string) string {
-	var r struct {
-		Hosts []struct {
-			Host  string `json:"host"`
-			OK    bool   `json:"ok"`
-			Error string `json:"error"`
-		} `json:"hosts"`
-	}
-	if json.Unmarshal(report, &r) == nil {
-		var failed []string
-		for _, h := range r.Hosts {
-			if !h.OK {
-				failed = append(failed, h.Host+": "+oneLine(h.Error))
-			}
-		}
-		if len(failed) > 0 {
-			return strings.Join(failed, "; ")
+// failureSummary names the failed hosts of a report and their errors.
+func failureSummary(rep *fleet.Report) string {
+	var failed []string
+	for _, h := range rep.Hosts {
+		if !h.OK {
+			failed = append(failed, h.Host+": "+oneLine(h.Error))
 		}
 	}
-	msg := oneLine(strings.ReplaceAll(strings.TrimSpace(stderr), "skiff: ", ""))
-	if msg == "" {
-		return "no output"
-	}
-	return msg
+	return strings.Join(failed, "; ")
 }
 
 // printPlanned prints the next run of each schedule, for `skiff cron --list`.

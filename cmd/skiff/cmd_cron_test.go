@@ -4,19 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/fleet"
 )
 
 // cronOutput is a bytes.Buffer that cron's goroutines may write while the test reads it.
@@ -156,8 +156,8 @@ func runCronApp(ctx context.Context, args []string, reload <-chan os.Signal, std
 	return exitCode(err)
 }
 
-// The cron tests do not run in parallel: urfave/cli, which every run of the CLI goes through, keeps
-// state in package variables.
+// The cron tests do not run in parallel: urfave/cli keeps state in package variables, and each test runs
+// the CLI in-process once.
 
 func TestCron_RunsReloadsAndStopsGracefully(t *testing.T) {
 	hang := newHangingHost(t)
@@ -264,42 +264,6 @@ func TestCron_StopTimeoutCancelsRunningJob(t *testing.T) {
 // cronTimePattern matches a time as `skiff cron --list` prints it.
 const cronTimePattern = `\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)`
 
-func TestCron_SchedulesTakeTurns(t *testing.T) {
-	hang := newHangingHost(t)
-	file := filepath.Join(t.TempDir(), "hosts.toml")
-	cronInventory(t, file, hang.port, "5s", "first", "hang")
-	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString("\n[[schedules]]\nname = \"second\"\ncron = \"@every 1s\"\njob = \"check\"\nhosts = [\"hang\"]\n"); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr cronOutput
-	code := make(chan int, 1)
-	go func() {
-		code <- runCronApp(ctx, []string{"skiff", "-i", file, "cron"}, nil, &stdout, &stderr)
-	}()
-	// One job connects and hangs in its handshake (up to 5s); the other schedule fires on the same tick or,
-	// on a loaded machine, on the next one a second later, waits for its turn, and gives it up when cron
-	// stops.
-	hang.waitAccept(t, &stdout)
-	time.Sleep(1500 * time.Millisecond)
-	cancel()
-	if c := <-code; c != exitOK {
-		t.Fatalf("exit code %d, want 0\nstdout:\n%s\nstderr:\n%s", c, stdout.String(), stderr.String())
-	}
-	out := stdout.String()
-	if !strings.Contains(out, `result=error`) || !strings.Contains(out, `result=skipped duration=`) ||
-		!strings.Contains(out, `error="skipped: cron stopped before another job finished"`) {
-		t.Errorf("want one run and one given-up turn:\n%s", out)
-	}
-}
-
 func TestCron_List(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "hosts.toml")
@@ -341,58 +305,27 @@ func TestCron_List(t *testing.T) {
 	}
 }
 
-func TestScheduleArgs_BuildsTheUsersCommand(t *testing.T) {
-	inv := &inventory.Inventory{Apps: map[string]*inventory.App{"api": {Name: "api", Hosts: []string{"web", "db1"}}}}
-	base := cronJobOptions{inventory: "hosts.toml"}
+func TestJobError_CarriesExitCodeAndFailedHosts(t *testing.T) {
+	refused := errors.New("refused\n  twice")
 	tests := []struct {
 		name string
-		opts cronJobOptions
-		s    inventory.Schedule
-		want []string
+		rep  *fleet.Report
+		err  error
+		want string
 	}{
-		{"prune everywhere", base, inventory.Schedule{Job: "prune"},
-			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=", "--json", "prune"}},
-		{"prune one app on some hosts", base, inventory.Schedule{Job: "prune", App: "api", Hosts: []string{"web1", "web2"}},
-			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=web1,web2", "--json", "prune", "api"}},
-		{"check an app's hosts", base, inventory.Schedule{Job: "check", App: "api"},
-			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=web,db1", "--json", "check"}},
-		{"deploy a tag", base, inventory.Schedule{Job: "deploy", App: "api", Tag: "nightly"},
-			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=", "--json", "deploy", "api", "--tag", "nightly"}},
-		{"exec", base, inventory.Schedule{Job: "exec", Hosts: []string{"all"}, Command: []string{"df", "-h", "--", "/"}},
-			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=all", "--json", "exec", "--", "df", "-h", "--", "/"}},
-		{"global options are inherited",
-			cronJobOptions{inventory: "/etc/skiff/hosts.toml", parallel: 4, maxHandshakes: 2, dryRun: true, verbose: true, acceptNew: true},
-			inventory.Schedule{Job: "check"},
-			[]string{"skiff", "--inventory", "/etc/skiff/hosts.toml", "--hosts=", "--json", "--parallel", "4", "--max-handshakes", "2",
-				"--dry-run", "--verbose", "--accept-new-host-keys", "check"}},
+		{"every host ok", &fleet.Report{Hosts: []*fleet.HostResult{{Host: "a", OK: true}}}, nil, ""},
+		{"failed hosts of the report", &fleet.Report{Hosts: []*fleet.HostResult{{Host: "a", OK: true},
+			{Host: "b", Error: refused.Error(), Err: refused}}}, nil, "exit 1: b: refused twice"},
+		{"a request that could not run", nil, usagef("prune: no app %q", "x"), `exit 2: prune: no app "x"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := scheduleArgs(tc.opts, inv, &tc.s)
+			err := jobError(tc.rep, tc.err)
+			got := ""
 			if err != nil {
-				t.Fatal(err)
+				got = err.Error()
 			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("args\n got %q\nwant %q", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestFailureSummary_NamesFailedHosts(t *testing.T) {
-	tests := []struct {
-		name   string
-		report string
-		stderr string
-		want   string
-	}{
-		{"failed hosts of the report", `{"hosts":[{"host":"a","ok":true},{"host":"b","ok":false,"error":"refused\n  twice"}]}`, "", "b: refused twice"},
-		{"stderr without report", "", "skiff: prune: not implemented yet\n", "prune: not implemented yet"},
-		{"nothing", "", "", "no output"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := failureSummary([]byte(tc.report), tc.stderr); got != tc.want {
+			if got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})

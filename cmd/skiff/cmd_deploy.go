@@ -2,144 +2,50 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/skiffdeploy/skiff/deploy"
-	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/fleet"
 	"github.com/urfave/cli/v2"
 )
 
-// appRun is one command's work on one app across its hosts.
-type appRun struct {
-	s     *session
-	app   *inventory.App
-	hosts []*inventory.Host
-	opts  *deploy.Options
-	image *deploy.ImageOptions // image apps: what deploy and rollback pass to the image flow
-}
-
-// newAppRun resolves the APP argument and its hosts (narrowed by --hosts).
-func newAppRun(c *cli.Context, command string) (*appRun, error) {
-	if c.NArg() != 1 {
-		return nil, usagef("%s: give exactly one APP (got %d arguments)", command, c.NArg())
-	}
+// request runs one request of the fleet engine for a command and prints its results the way v says.
+func request(c *cli.Context, v func(s *session) view, fn func(ctx context.Context, s *session) (*fleet.Report, error)) error {
 	s, err := newSession(c)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	name := c.Args().First()
-	app, ok := s.inv.Apps[name]
-	if !ok {
-		s.close()
-		return nil, usagef("%s: no app %q in %s (have: %s)", command, name, s.inv.File, strings.Join(sorted(s.inv.Apps), ", "))
-	}
-	hosts, err := s.inv.AppHosts(app, s.hosts)
-	if err != nil {
-		s.close()
-		return nil, usagef("--hosts: %v", err)
-	}
-	if len(hosts) == 0 {
-		s.close()
-		return nil, usagef("%s: no host of app %s is selected", command, name)
-	}
-	names := make([]string, len(hosts))
-	for i, h := range hosts {
-		names[i] = h.Name
-	}
-	s.out.setHosts(names)
-	return &appRun{s: s, app: app, hosts: hosts, opts: runOptions(s)}, nil
+	defer s.close()
+	s.out.show(v(s))
+	rep, err := fn(c.Context, s)
+	return s.out.finish(rep, err)
 }
 
-// withApp is the Action of a command on one APP: it resolves the app and its hosts, refuses to start when a
-// secret the app needs is missing (needSecrets), and closes the run's connections afterwards.
-func withApp(command string, needSecrets bool, fn func(c *cli.Context, a *appRun) error) cli.ActionFunc {
-	return func(c *cli.Context) error {
-		a, err := newAppRun(c, command)
-		if err != nil {
-			return err
-		}
-		defer a.s.close()
-		if needSecrets {
-			if err := a.requireSecrets(); err != nil {
-				return err
-			}
-		}
-		return fn(c, a)
+// appArg is the one APP argument of a command.
+func appArg(c *cli.Context, command string) (string, error) {
+	if c.NArg() != 1 {
+		return "", usagef("%s: give exactly one APP (got %d arguments)", command, c.NArg())
 	}
+	return c.Args().First(), nil
 }
 
-// runOptions fills in who runs skiff and from where; CI systems are recognised by their variables.
-func runOptions(s *session) *deploy.Options {
-	machine, _ := os.Hostname()
-	operator := os.Getenv("SKIFF_OPERATOR")
-	if operator == "" {
-		operator = os.Getenv("USER")
-	}
-	origin := "cli"
-	for _, v := range []string{"CI_JOB_URL", "BUILD_URL"} {
-		if u := os.Getenv(v); u != "" {
-			origin = u
+// outcomeView shows deploys and rollbacks.
+func outcomeView(s *session) view {
+	return view{summary: func(r *hostResult) string {
+		sum := outcomeSummary(r.Outcome)
+		if s.dryRun {
+			sum = "would go " + sum
 		}
-	}
-	if gh := os.Getenv("GITHUB_RUN_ID"); gh != "" {
-		origin = os.Getenv("GITHUB_SERVER_URL") + "/" + os.Getenv("GITHUB_REPOSITORY") + "/actions/runs/" + gh
-	}
-	runID := make([]byte, 6)
-	rand.Read(runID)
-	return &deploy.Options{
-		Operator: operator, Machine: machine, PID: os.Getpid(), Origin: origin, Run: hex.EncodeToString(runID),
-		DryRun: s.dryRun,
-		Log:    func(host, line string) { s.out.line(host, "stdout", line) },
-		Secret: os.Getenv,
-	}
-}
-
-// each runs job on every host of the run in the app's rollout batches and prints the outcomes.
-func (a *appRun) each(ctx context.Context, command string, job func(ctx context.Context, h *inventory.Host, conn deploy.HostConn) *deploy.Outcome) ([]*deploy.Outcome, []error) {
-	outs := make([]*deploy.Outcome, len(a.hosts))
-	errs := deploy.Rollout(ctx, len(a.hosts), a.app.Rollout, a.s.parallel, func(ctx context.Context, i int) error {
-		h := a.hosts[i]
-		conn, err := a.s.pool.Get(ctx, deploy.Target(a.s.inv, h))
-		if err != nil {
-			outs[i] = &deploy.Outcome{Host: h.Name, Err: err}
-			return err
-		}
-		outs[i] = job(ctx, h, conn)
-		return outs[i].Err
-	})
-	for i, o := range outs {
-		if o == nil {
-			outs[i] = &deploy.Outcome{Host: a.hosts[i].Name, Err: errs[i]}
-		}
-	}
-	return outs, errs
-}
-
-// finish prints the outcomes and returns the error that decides the exit code.
-func (a *appRun) finish(command string, outs []*deploy.Outcome, errs []error) error {
-	results := make([]hostResult, len(outs))
-	for i, o := range outs {
-		summary := outcomeSummary(o)
-		if a.s.dryRun {
-			summary = "would go " + summary
-		}
-		results[i] = hostResult{Host: o.Host, OK: o.Err == nil, DurationMS: o.Duration.Milliseconds(), Outcome: o, summary: summary}
-		if o.Err != nil {
-			results[i].Error = o.Err.Error()
-		}
-	}
-	return a.s.out.finish(command, results, errs)
+		return sum
+	}}
 }
 
 func outcomeSummary(o *deploy.Outcome) string {
+	if o == nil {
+		return ""
+	}
 	if o.Image != nil {
 		return imageSummary(o)
 	}
@@ -156,11 +62,10 @@ func outcomeSummary(o *deploy.Outcome) string {
 	return b.String()
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+// composeFlag picks the compose flavour on the hosts of an image app.
+func composeFlag() cli.Flag {
+	return &cli.StringFlag{Name: "compose", EnvVars: []string{"SKIFF_COMPOSE"}, Value: "auto",
+		Usage: "compose flavour on the hosts (image apps): auto, plugin (`docker compose`) or standalone (`docker-compose`)"}
 }
 
 func deployCommand() *cli.Command {
@@ -177,225 +82,42 @@ func deployCommand() *cli.Command {
 			&cli.BoolFlag{Name: "rollback-fleet", Usage: "when the rollout stops, also roll back the hosts that succeeded in this run"},
 			composeFlag(),
 		},
-		Action: withApp("deploy", true, func(c *cli.Context, a *appRun) error {
-			if a.app.Kind == inventory.KindImage {
-				return a.deployImage(c)
-			}
-			if err := a.nameSourceRelease(c); err != nil {
+		Action: func(c *cli.Context) error {
+			app, err := appArg(c, "deploy")
+			if err != nil {
 				return err
 			}
-			// The local tree is scanned while the hosts are connected to, locked and their release cloned; each
-			// host waits for the scan before it compares and sends. The hash cache is saved while they deploy,
-			// and again after if Ship hashed files (one host).
-			scanned, saved := make(chan struct{}), make(chan struct{})
-			var m *deploy.Manifest
-			var scanErr error
-			var cache *deploy.HashCache
-			hostCount := make(chan int, 1) // how many hosts the log line names, known once --only-failed has narrowed them
-			oneHost := len(a.hosts) == 1
-			go func() {
-				defer close(saved)
-				cache = deploy.OpenHashCache(hashCacheDir(), a.opts.SourceDir)
-				if m, scanErr = a.scanSource(c.Context, cache, oneHost); scanErr == nil && !a.s.out.json {
-					a.s.out.logf("deploying %s release %s (%d entries) to %d host(s)", a.app.Name, a.opts.ReleaseID, len(m.Entries), <-hostCount)
-				}
-				close(scanned)
-				_ = cache.Save() // a cache that cannot be written only costs the next scan its time
-			}()
-			a.opts.Scan = func(ctx context.Context) (*deploy.Manifest, error) {
-				select {
-				case <-scanned:
-					return m, scanErr
-				case <-ctx.Done():
-					return nil, ctx.Err()
-				}
-			}
-			if c.Bool("only-failed") {
-				a.narrowToFailed(c.Context)
-			}
-			hostCount <- len(a.hosts)
-			outs, errs := a.each(c.Context, "deploy", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn) *deploy.Outcome {
-				return deploy.DeploySource(ctx, conn, a.app, h.Name, a.opts)
+			return request(c, outcomeView, func(ctx context.Context, s *session) (*fleet.Report, error) {
+				return s.engine.Deploy(ctx, fleet.DeployRequest{
+					App: app, Hosts: s.hosts, Source: c.String("source"), Revision: c.String("revision"),
+					Tag: c.String("tag"), Image: c.String("image"), Compose: c.String("compose"),
+					OnlyFailed: c.Bool("only-failed"), RollbackFleet: c.Bool("rollback-fleet"),
+				})
 			})
-			if <-saved; scanErr != nil {
-				return scanErr
+		},
+	}
+}
+
+func rollbackCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "rollback",
+		Usage:     "make an earlier release of APP live again (the previous one, or --to ID)",
+		ArgsUsage: "APP",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "to", Usage: "release `ID` to go back to"},
+			&cli.BoolFlag{Name: "force", Usage: "allow going back to a release that history marks as failed"},
+			composeFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			app, err := appArg(c, "rollback")
+			if err != nil {
+				return err
 			}
-			_ = cache.Save()
-			if c.Bool("rollback-fleet") && stopped(errs) {
-				a.rollbackFleet(c.Context, outs, errs)
-			}
-			return a.finish("deploy", outs, errs)
-		}),
+			return request(c, outcomeView, func(ctx context.Context, s *session) (*fleet.Report, error) {
+				return s.engine.Rollback(ctx, fleet.RollbackRequest{
+					App: app, Hosts: s.hosts, To: c.String("to"), Force: c.Bool("force"), Compose: c.String("compose"),
+				})
+			})
+		},
 	}
-}
-
-// requireSecrets refuses to start when a secret the app needs is missing from the environment. Without this
-// check a deploy would switch to the new release, fail to restart it with supervisord's 401, and fail again
-// switching back.
-func (a *appRun) requireSecrets() error {
-	if env := a.app.Supervisor.PasswordEnv; env != "" && a.opts.Secret(env) == "" {
-		return usagef("app %s: supervisor.password_env names %s, which is not set in the environment", a.app.Name, env)
-	}
-	return nil
-}
-
-// nameSourceRelease finds the source tree and names the release after the moment the deploy started (and the
-// tree's git commit), before the scan, however long that takes.
-func (a *appRun) nameSourceRelease(c *cli.Context) error {
-	dir := c.String("source")
-	if dir == "" {
-		dir = a.app.Source
-	}
-	if dir == "" {
-		return usagef("deploy %s: no source: set source in %s or pass --source", a.app.Name, a.s.inv.File)
-	}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return usagef("deploy %s: source %s is not a directory", a.app.Name, dir)
-	}
-	started := time.Now()
-	rev, sha := c.String("revision"), gitShortSHA(dir)
-	if rev == "" {
-		rev = sha
-	}
-	a.opts.SourceDir, a.opts.Revision = dir, rev
-	a.opts.ReleaseID = deploy.NewReleaseID(started, sha)
-	return nil
-}
-
-// scanSource scans the local tree once for all hosts. A deploy to one host leaves the hashing of files the hash
-// cache does not know to the transfer, which then overlaps with it; with several, each file is hashed once, up
-// front, instead of once per host.
-func (a *appRun) scanSource(ctx context.Context, cache *deploy.HashCache, oneHost bool) (*deploy.Manifest, error) {
-	m, err := deploy.ScanApp(ctx, a.opts.SourceDir, a.app, cache, oneHost)
-	if err != nil {
-		return nil, fmt.Errorf("deploy %s: %w", a.app.Name, err)
-	}
-	return m, nil
-}
-
-// hashCacheDir is where the hashes of shipped trees are remembered between runs (see deploy.HashCache);
-// SKIFF_HASH_CACHE=off turns the cache off, any other value names the directory.
-func hashCacheDir() string {
-	switch v := os.Getenv("SKIFF_HASH_CACHE"); v {
-	case "off":
-		return ""
-	case "":
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			return ""
-		}
-		return filepath.Join(dir, "skiff", "hashes")
-	default:
-		return v
-	}
-}
-
-// gitShortSHA returns the short commit of the checkout holding dir, or "" when it is not one.
-func gitShortSHA(dir string) string {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return ""
-	}
-	out, err := exec.Command("git", "-C", abs, "rev-parse", "--short=8", "HEAD").Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// narrowToFailed keeps only the hosts that did not succeed in the app's last run: the run of the newest history
-// entry across all the app's hosts. A host with no entry of that run (its batch never started, or it could not
-// be reached) did not succeed either, and neither did one whose history cannot be read now.
-func (a *appRun) narrowToFailed(ctx context.Context) {
-	l := deploy.Layout{Path: a.app.Path}
-	hists := make([][]deploy.HistoryEntry, len(a.hosts))
-	errs := deploy.ForEach(ctx, len(a.hosts), a.s.parallelOr(20), func(ctx context.Context, i int) error {
-		conn, err := a.s.pool.Get(ctx, deploy.Target(a.s.inv, a.hosts[i]))
-		if err == nil {
-			hists[i], err = deploy.ReadHistory(ctx, conn, l)
-		}
-		return err
-	})
-	var last deploy.HistoryEntry
-	for _, h := range hists {
-		for _, e := range h {
-			if e.Time.After(last.Time) {
-				last = e
-			}
-		}
-	}
-	var keep []*inventory.Host
-	for i, h := range a.hosts {
-		if errs[i] != nil || !runSucceeded(hists[i], last.Run) {
-			keep = append(keep, h)
-		}
-	}
-	if !a.s.out.json {
-		a.s.out.logf("--only-failed: %d of %d host(s) did not succeed in run %s", len(keep), len(a.hosts), orDash(last.Run))
-	}
-	a.hosts = keep
-}
-
-// runSucceeded reports whether a host's history has entries of run, all of them succeeded, and the run left
-// the host on what it deployed. A deploy that failed and rolled back by itself ends with a successful rollback
-// entry of the same run, so looking at the last entry alone would call that run good; a deploy undone by
-// --rollback-fleet is two successful entries of the run, but the host is back on the old release and was
-// reported as failed, so it is deployed again too. A run of `skiff rollback` has no deploy to undo.
-func runSucceeded(hist []deploy.HistoryEntry, run string) bool {
-	seen, deployed, undone := false, false, false
-	for _, e := range hist {
-		if e.Run != run {
-			continue
-		}
-		if e.Result != deploy.ResultOK {
-			return false
-		}
-		seen = true
-		switch e.Op {
-		case deploy.ActionDeploy:
-			deployed, undone = true, false
-		case deploy.ActionRollback:
-			undone = deployed
-		}
-	}
-	return seen && !undone
-}
-
-// stopped reports whether the rollout stopped before every batch ran.
-func stopped(errs []error) bool {
-	for _, err := range errs {
-		if errors.Is(err, deploy.ErrNotStarted) {
-			return true
-		}
-	}
-	return false
-}
-
-// rollbackFleet puts back the previous release on the hosts that took the new one in this run, so a stopped
-// rollout does not leave the fleet split between two versions.
-func (a *appRun) rollbackFleet(ctx context.Context, outs []*deploy.Outcome, errs []error) {
-	for i, o := range outs {
-		if errs[i] != nil || o.Before == "" || o.Before == o.After {
-			continue
-		}
-		conn, err := a.s.pool.Get(ctx, deploy.Target(a.s.inv, a.hosts[i]))
-		if err == nil {
-			opts := *a.opts
-			opts.To, opts.Force = o.Before, true
-			back := a.rollbackOne(ctx, conn, o.Host, &opts)
-			err = back.Err
-			if err == nil {
-				o.After, o.RolledBack = back.After, true
-			}
-		}
-		o.Err = fmt.Errorf("rolled back with the fleet: %w", errOr(err, errors.New("the rollout stopped")))
-		errs[i] = o.Err
-	}
-}
-
-func errOr(err, def error) error {
-	if err != nil {
-		return err
-	}
-	return def
 }

@@ -2,74 +2,29 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/skiffdeploy/skiff/deploy"
-	"github.com/skiffdeploy/skiff/inventory"
-	"github.com/skiffdeploy/skiff/remote"
+	"github.com/skiffdeploy/skiff/fleet"
 	"github.com/urfave/cli/v2"
 )
-
-// hostFunc does one command's work on one connected host and fills in its result.
-type hostFunc func(ctx context.Context, s *session, h *inventory.Host, conn *remote.Conn, r *hostResult) error
-
-// onHosts connects to every selected host (one pooled connection each) and runs fn there, --parallel at once.
-func onHosts(c *cli.Context, command string, fn hostFunc) error {
-	s, err := newSession(c)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	hosts, err := s.selectHosts()
-	if err != nil {
-		return err
-	}
-	names := make([]string, len(hosts))
-	for i, h := range hosts {
-		names[i] = h.Name
-	}
-	s.out.setHosts(names)
-	results := make([]hostResult, len(hosts))
-	errs := deploy.ForEach(c.Context, len(hosts), s.parallelOr(20), func(ctx context.Context, i int) error {
-		h, r := hosts[i], &results[i]
-		start := time.Now()
-		err := func() error {
-			conn, err := s.pool.Get(ctx, deploy.Target(s.inv, h))
-			if err != nil {
-				return err
-			}
-			r.HostKey = conn.HostKeyFingerprint()
-			return fn(ctx, s, h, conn, r)
-		}()
-		r.Host, r.OK, r.DurationMS = h.Name, err == nil, millis(time.Since(start))
-		if err != nil {
-			r.Error = err.Error()
-		}
-		return err
-	})
-	for i := range errs {
-		if errs[i] != nil && results[i].Host == "" {
-			results[i] = hostResult{Host: hosts[i].Name, Error: errs[i].Error()}
-		}
-	}
-	return s.out.finish(command, results, errs)
-}
 
 func checkCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "check",
 		Usage: "reach every selected host: SSH, host key, user, docker/compose, supervisord",
 		Action: func(c *cli.Context) error {
-			return onHosts(c, "check", func(ctx context.Context, s *session, h *inventory.Host, conn *remote.Conn, r *hostResult) error {
-				facts, err := deploy.Probe(ctx, conn, deploy.NeedsOf(s.inv, h.Name))
-				r.Check = facts
-				if facts != nil {
-					r.summary = factsSummary(facts, r.HostKey)
-				}
-				return err
+			v := func(*session) view {
+				return view{summary: func(r *hostResult) string {
+					if r.Check == nil {
+						return ""
+					}
+					return factsSummary(r.Check, r.HostKey)
+				}}
+			}
+			return request(c, v, func(ctx context.Context, s *session) (*fleet.Report, error) {
+				return s.engine.Check(ctx, s.hosts)
 			})
 		},
 	}
@@ -99,28 +54,16 @@ func execCommand() *cli.Command {
 			if len(argv) == 0 {
 				return usagef("exec: no command given (write: skiff exec -- CMD …)")
 			}
-			cmd := remote.Command{Argv: argv}
-			if len(argv) == 1 {
-				// One word with shell syntax in it is a script, as with ssh HOST 'a && b'.
-				cmd = remote.Command{Script: argv[0]}
+			v := func(*session) view {
+				return view{summary: func(r *hostResult) string {
+					if r.ExitStatus == nil {
+						return ""
+					}
+					return fmt.Sprintf("exit %d", *r.ExitStatus)
+				}}
 			}
-			return onHosts(c, "exec", func(ctx context.Context, s *session, h *inventory.Host, conn *remote.Conn, r *hostResult) error {
-				var out, errOut strings.Builder
-				cmd := cmd
-				cmd.Stdout = func(line string) { out.WriteString(line + "\n"); s.out.line(h.Name, "stdout", line) }
-				cmd.Stderr = func(line string) { errOut.WriteString(line + "\n"); s.out.line(h.Name, "stderr", line) }
-				_, err := conn.Run(ctx, cmd)
-				status := 0
-				var ee *remote.ExitError
-				if errors.As(err, &ee) {
-					status = ee.Status
-				}
-				if err == nil || ee != nil {
-					r.ExitStatus = &status
-				}
-				r.Stdout, r.Stderr = out.String(), errOut.String()
-				r.summary = fmt.Sprintf("exit %d", status)
-				return err
+			return request(c, v, func(ctx context.Context, s *session) (*fleet.Report, error) {
+				return s.engine.Exec(ctx, s.hosts, argv)
 			})
 		},
 	}

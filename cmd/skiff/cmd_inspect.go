@@ -4,45 +4,24 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/skiffdeploy/skiff/deploy"
+	"github.com/skiffdeploy/skiff/fleet"
 	"github.com/skiffdeploy/skiff/inventory"
-	"github.com/skiffdeploy/skiff/supervisor"
 	"github.com/urfave/cli/v2"
 )
 
-// inspect runs a read-only job on every host of the app, up to --parallel at once, and prints the results.
-func (a *appRun) inspect(ctx context.Context, command string, job func(ctx context.Context, h *inventory.Host, conn deploy.HostConn, r *hostResult) error) error {
-	results := make([]hostResult, len(a.hosts))
-	errs := deploy.ForEach(ctx, len(a.hosts), a.s.parallelOr(20), func(ctx context.Context, i int) error {
-		h, r := a.hosts[i], &results[i]
-		start := time.Now()
-		conn, err := a.s.pool.Get(ctx, deploy.Target(a.s.inv, h))
-		if err == nil {
-			err = job(ctx, h, conn, r)
-		}
-		r.Host, r.OK, r.DurationMS = h.Name, err == nil, millis(time.Since(start))
+// appCommand is the Action of a read-only command on one APP.
+func appCommand(command string, v func(s *session, app string) view, fn func(ctx context.Context, s *session, req fleet.AppRequest) (*fleet.Report, error)) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		app, err := appArg(c, command)
 		if err != nil {
-			r.Error = err.Error()
+			return err
 		}
-		return err
-	})
-	return a.s.out.finish(command, results, errs)
-}
-
-// releaseInfo is one release on a host as `skiff releases` shows it.
-type releaseInfo struct {
-	ID      string `json:"id"`
-	Current bool   `json:"current"`
-	Failed  bool   `json:"failed"`
-	// Incomplete marks a release directory without a manifest: the remains of an interrupted deploy.
-	Incomplete bool `json:"incomplete,omitempty"`
-	// Image apps: the image of the release and whether it is still on the host.
-	Tag     string `json:"tag,omitempty"`
-	Image   string `json:"image,omitempty"`
-	Digest  string `json:"digest,omitempty"`
-	Present *bool  `json:"present,omitempty"`
+		return request(c, func(s *session) view { return v(s, app) }, func(ctx context.Context, s *session) (*fleet.Report, error) {
+			return fn(ctx, s, fleet.AppRequest{App: app, Hosts: s.hosts})
+		})
+	}
 }
 
 func releasesCommand() *cli.Command {
@@ -50,77 +29,74 @@ func releasesCommand() *cli.Command {
 		Name:      "releases",
 		Usage:     "list APP's releases and history on each host",
 		ArgsUsage: "APP",
-		Action: withApp("releases", false, func(c *cli.Context, a *appRun) error {
-			if a.app.Kind == inventory.KindImage {
-				return a.imageReleases(c)
-			}
-			l := deploy.Layout{Path: a.app.Path}
-			return a.inspect(c.Context, "releases", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn, r *hostResult) error {
-				cur, err := deploy.ReadCurrent(ctx, conn, l)
-				if err != nil {
-					return err
-				}
-				ids, err := deploy.ListReleases(ctx, conn, l)
-				if err != nil {
-					return err
-				}
-				hist, err := deploy.ReadHistory(ctx, conn, l)
-				if err != nil {
-					return err
-				}
-				complete, err := deploy.CompleteReleases(ctx, conn, l)
-				if err != nil {
-					return err
-				}
-				failed := deploy.FailedIDs(hist)
-				for _, id := range ids {
-					r.Releases = append(r.Releases, releaseInfo{ID: id, Current: id == cur, Failed: failed[id], Incomplete: !complete[id]})
-					mark := "  "
-					if id == cur {
-						mark = "* "
-					}
-					state := ""
-					switch {
-					case !complete[id]:
-						state = "  (incomplete: left by an interrupted deploy)"
-					case failed[id]:
-						state = "  (failed)"
-					}
-					a.s.out.line(h.Name, "stdout", mark+id+state)
-				}
-				r.History = hist
-				for _, e := range lastN(hist, 10) {
-					a.s.out.line(h.Name, "stdout", fmt.Sprintf("  %s %-8s %-11s %s <- %s %s %s", e.Time.UTC().Format(time.RFC3339), e.Op, e.Result, orDash(e.ID), orDash(e.Previous), e.Operator, oneLine(e.Error)))
-				}
-				r.summary = fmt.Sprintf("current %s, %d release(s), %d history entries", orDash(cur), len(ids), len(hist))
-				return nil
-			})
-		}),
+		Action: appCommand("releases", releasesView,
+			func(ctx context.Context, s *session, req fleet.AppRequest) (*fleet.Report, error) {
+				return s.engine.Releases(ctx, req)
+			}),
 	}
 }
 
-func lastN[T any](s []T, n int) []T {
-	if len(s) > n {
-		return s[len(s)-n:]
+// releasesView shows a host's releases (the live one starred) and its last ten history entries.
+func releasesView(s *session, app string) view {
+	image := s.inv.Apps[app] != nil && s.inv.Apps[app].Kind == inventory.KindImage
+	return view{
+		details: func(r *hostResult) []string { return releaseLines(r, image) },
+		summary: func(r *hostResult) string { return releasesSummary(r, image) },
 	}
-	return s
 }
 
-// appStatus is what `skiff status` reports per host.
-type appStatus struct {
-	Current   string          `json:"current"`
-	Processes []processStatus `json:"processes,omitempty"`
-	CheckOK   bool            `json:"check_ok"`
-	CheckErr  string          `json:"check_error,omitempty"`
-	Lock      string          `json:"lock,omitempty"`
-	// Image apps: live release, pinned image and containers.
-	Image *deploy.ImageState `json:"image,omitempty"`
+func releaseLines(r *hostResult, image bool) []string {
+	var lines []string
+	for _, rel := range r.Releases {
+		mark := "  "
+		if rel.Current {
+			mark = "* "
+		}
+		var notes []string
+		switch {
+		case rel.Incomplete:
+			notes = append(notes, "incomplete: left by an interrupted deploy")
+		case rel.Failed:
+			notes = append(notes, "failed")
+		}
+		if rel.Present != nil && !*rel.Present {
+			notes = append(notes, "image no longer on the host")
+		}
+		note := ""
+		if len(notes) > 0 {
+			note = "  (" + strings.Join(notes, ", ") + ")"
+		}
+		if image {
+			lines = append(lines, fmt.Sprintf("%s%s  %s  %s@%s%s", mark, rel.ID, orDash(rel.Tag), rel.Image, rel.Digest, note))
+		} else {
+			lines = append(lines, mark+rel.ID+note)
+		}
+	}
+	for _, e := range lastN(r.History, 10) {
+		tag := ""
+		if image {
+			tag = " " + orDash(e.Tag)
+		}
+		lines = append(lines, fmt.Sprintf("  %s %-8s %-11s %s <- %s%s %s %s", rfc3339(e.Time), e.Op, e.Result, orDash(e.ID), orDash(e.Previous), tag, e.Operator, oneLine(e.Error)))
+	}
+	return lines
 }
 
-type processStatus struct {
-	Name  string `json:"name"`
-	State string `json:"state"`
-	PID   int    `json:"pid"`
+func releasesSummary(r *hostResult, image bool) string {
+	live := ""
+	for _, rel := range r.Releases {
+		if !rel.Current {
+			continue
+		}
+		live = rel.ID
+		if image {
+			live = deploy.ImageRelease{Tag: rel.Tag, Digest: rel.Digest}.String()
+		}
+	}
+	if image {
+		return fmt.Sprintf("live %s, %d image release(s), %d history entries", orDash(live), len(r.Releases), len(r.History))
+	}
+	return fmt.Sprintf("current %s, %d release(s), %d history entries", orDash(live), len(r.Releases), len(r.History))
 }
 
 func statusCommand() *cli.Command {
@@ -128,97 +104,46 @@ func statusCommand() *cli.Command {
 		Name:      "status",
 		Usage:     "show APP's current release, process states and port checks per host",
 		ArgsUsage: "APP",
-		Action: withApp("status", true, func(c *cli.Context, a *appRun) error {
-			if a.app.Kind == inventory.KindImage {
-				return a.imageStatus(c)
-			}
-			l := deploy.Layout{Path: a.app.Path}
-			return a.inspect(c.Context, "status", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn, r *hostResult) error {
-				st := &appStatus{}
-				r.Status = st
-				cur, err := deploy.ReadCurrent(ctx, conn, l)
-				if err != nil {
-					return err
-				}
-				st.Current = cur
-				if held, err := deploy.LockStatus(ctx, conn, l, a.app.Timeout.Duration); err == nil && held != nil {
-					st.Lock = held.Error()
-				}
-				if sup := a.app.Supervisor; sup.URL != "" {
-					procs, err := programStates(ctx, conn, sup, a.opts.Secret)
-					if err != nil {
-						return err
-					}
-					st.Processes = procs
-				}
-				if err := deploy.CheckApp(ctx, conn, a.app.Check); err != nil {
-					st.CheckErr = err.Error()
-				} else {
-					st.CheckOK = true
-				}
-				var parts []string
-				for _, p := range st.Processes {
-					parts = append(parts, fmt.Sprintf("%s=%s(pid %d)", p.Name, p.State, p.PID))
-				}
-				r.summary = fmt.Sprintf("current %s  %s  check %s", orDash(cur), strings.Join(parts, " "), map[bool]string{true: "ok", false: "FAILED"}[st.CheckOK])
-				if !st.CheckOK {
-					return fmt.Errorf("current %s: %s", orDash(cur), st.CheckErr)
-				}
-				return nil
-			})
-		}),
+		Action: appCommand("status", func(*session, string) view { return view{details: statusLines, summary: statusSummary} },
+			func(ctx context.Context, s *session, req fleet.AppRequest) (*fleet.Report, error) {
+				return s.engine.Status(ctx, req)
+			}),
 	}
 }
 
-// programStates reads the state of the app's programs from supervisord through the connection.
-func programStates(ctx context.Context, conn deploy.HostConn, sup inventory.Supervisor, secret func(string) string) ([]processStatus, error) {
-	opts := supervisor.Options{Username: sup.Username}
-	if sup.PasswordEnv != "" {
-		opts.Password = secret(sup.PasswordEnv)
+func statusLines(r *hostResult) []string {
+	if r.Status == nil || r.Status.Image == nil {
+		return nil
 	}
-	client, err := supervisor.New(conn, sup.URL, opts)
-	if err != nil {
-		return nil, err
+	return imageStatusLines(r.Status.Image)
+}
+
+func statusSummary(r *hostResult) string {
+	st := r.Status
+	if st == nil {
+		return ""
 	}
-	defer client.Close()
-	names, err := client.Resolve(ctx, sup.Programs)
-	if err != nil {
-		return nil, err
+	if st.Image != nil {
+		return imageStatusSummary(st)
 	}
-	var out []processStatus
-	for _, n := range names {
-		p, err := client.Process(ctx, n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, processStatus{Name: n, State: string(p.State), PID: p.PID})
+	var parts []string
+	for _, p := range st.Processes {
+		parts = append(parts, fmt.Sprintf("%s=%s(pid %d)", p.Name, p.State, p.PID))
 	}
-	return out, nil
+	return fmt.Sprintf("current %s  %s  check %s", orDash(st.Current), strings.Join(parts, " "), okText(st.CheckOK))
+}
+
+func okText(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "FAILED"
 }
 
 func lockCommand() *cli.Command {
 	action := func(release bool) cli.ActionFunc {
-		return withApp("lock", false, func(c *cli.Context, a *appRun) error {
-			l := deploy.Layout{Path: a.app.Path}
-			return a.inspect(c.Context, "lock", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn, r *hostResult) error {
-				held, err := deploy.LockStatus(ctx, conn, l, a.app.Timeout.Duration)
-				if err != nil {
-					return err
-				}
-				switch {
-				case held == nil:
-					r.summary = "free"
-				case release && !a.s.dryRun:
-					if err := deploy.ForceReleaseLock(ctx, conn, l); err != nil {
-						return err
-					}
-					r.summary = "released (was: " + held.Error() + ")"
-				default:
-					r.Lock = held.Error()
-					r.summary = "held: " + held.Error()
-				}
-				return nil
-			})
+		return appCommand("lock", func(*session, string) view { return view{summary: lockSummary} }, func(ctx context.Context, s *session, req fleet.AppRequest) (*fleet.Report, error) {
+			return s.engine.Lock(ctx, req, release)
 		})
 	}
 	return &cli.Command{
@@ -229,4 +154,14 @@ func lockCommand() *cli.Command {
 			{Name: "release", ArgsUsage: "APP", Usage: "remove APP's lock on each host (after a crashed run)", Action: action(true)},
 		},
 	}
+}
+
+func lockSummary(r *hostResult) string {
+	switch {
+	case r.Released != "":
+		return "released (was: " + r.Released + ")"
+	case r.Lock != "":
+		return "held: " + r.Lock
+	}
+	return "free"
 }

@@ -16,7 +16,7 @@ func inventoryCommand() *cli.Command {
 		Name:  "inventory",
 		Usage: "print the resolved inventory (defaults applied, groups expanded)",
 		Action: func(c *cli.Context) error {
-			inv, err := loadInventory(c)
+			inv, err := loadInventory(c.String("inventory"))
 			if err != nil {
 				return err
 			}

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/skiffdeploy/skiff/deploy"
-	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/fleet"
 	"github.com/urfave/cli/v2"
 )
 
@@ -16,50 +16,17 @@ func pruneCommand() *cli.Command {
 		Usage:     "remove docker images and old releases beyond retention (all apps of the selected hosts, or APP)",
 		ArgsUsage: "[APP]",
 		Action: func(c *cli.Context) error {
-			a, only, err := newPruneRun(c)
-			if err != nil {
-				return err
+			if c.NArg() > 1 {
+				return usagef("prune: give at most one APP (got %d arguments)", c.NArg())
 			}
-			defer a.s.close()
-			return a.inspect(c.Context, "prune", func(ctx context.Context, h *inventory.Host, conn deploy.HostConn, r *hostResult) error {
-				scope := deploy.PruneScope{Apps: deploy.HostApps(a.s.inv, h.Name), Only: only}
-				rep := deploy.Prune(ctx, conn, h.Name, scope, a.opts)
-				r.Pruned, r.summary = rep, pruneSummary(rep)
-				return rep.Err
+			v := func(*session) view {
+				return view{summary: func(r *hostResult) string { return pruneSummary(r.Pruned) }}
+			}
+			return request(c, v, func(ctx context.Context, s *session) (*fleet.Report, error) {
+				return s.engine.Prune(ctx, fleet.PruneRequest{App: c.Args().First(), Hosts: s.hosts})
 			})
 		},
 	}
-}
-
-// newPruneRun resolves the hosts to prune: APP's (narrowed by --hosts) when it is given, else the selected
-// hosts. It returns the app to prune alone, or "".
-func newPruneRun(c *cli.Context) (*appRun, string, error) {
-	switch c.NArg() {
-	case 0:
-	case 1:
-		a, err := newAppRun(c, "prune")
-		if err != nil {
-			return nil, "", err
-		}
-		return a, a.app.Name, nil
-	default:
-		return nil, "", usagef("prune: give at most one APP (got %d arguments)", c.NArg())
-	}
-	s, err := newSession(c)
-	if err != nil {
-		return nil, "", err
-	}
-	hosts, err := s.selectHosts()
-	if err != nil {
-		s.close()
-		return nil, "", err
-	}
-	names := make([]string, len(hosts))
-	for i, h := range hosts {
-		names[i] = h.Name
-	}
-	s.out.setHosts(names)
-	return &appRun{s: s, hosts: hosts, opts: runOptions(s)}, "", nil
 }
 
 // pruneSummary is the text-mode line of one host's prune.

@@ -203,7 +203,7 @@ func (a *e2eApp) skiffJSON(want int, args ...string) hostResult {
 	if h.Outcome == nil {
 		h.Outcome = &deploy.Outcome{}
 	}
-	return h
+	return *h
 }
 
 // deploy deploys tree and returns the host's result; want is the expected exit code.

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/skiffdeploy/skiff/fleet"
 	"github.com/skiffdeploy/skiff/inventory"
-	"github.com/skiffdeploy/skiff/remote"
 )
 
 // Exit codes, as DESIGN.md defines them.
@@ -40,9 +40,9 @@ func exitCode(err error) int {
 	switch {
 	case errors.As(err, &re):
 		return re.code
-	case errors.As(err, &ue), errors.As(err, &ie):
+	case errors.As(err, &ue), errors.As(err, &ie), fleet.IsRequestError(err):
 		return exitUsage
-	case remote.IsConnectError(err):
+	case fleet.IsUnreachable(err):
 		return exitUnreachable
 	case isLockHeld(err):
 		return exitLocked

@@ -4,28 +4,27 @@ import (
 	"errors"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 
+	"github.com/skiffdeploy/skiff/fleet"
 	"github.com/skiffdeploy/skiff/inventory"
-	"github.com/skiffdeploy/skiff/remote"
 	"github.com/urfave/cli/v2"
 )
 
-// session is what every command that talks to hosts shares: the inventory, one SSH pool (so one connection
-// per host for the whole run), the printer and the global options.
+// session is what every command that talks to hosts shares: the inventory, the fleet engine (so one
+// connection per host for the whole run), the printer and the global options.
 type session struct {
-	inv      *inventory.Inventory
-	pool     *remote.Pool
-	out      *printer
-	dryRun   bool
-	verbose  bool
-	hosts    []string
-	parallel int
+	inv    *inventory.Inventory
+	engine *fleet.Engine
+	out    *printer
+	dryRun bool
+	hosts  fleet.Selection
 }
 
 // loadInventory reads the inventory named by -i and fills in the defaults that depend on the local machine.
-func loadInventory(c *cli.Context) (*inventory.Inventory, error) {
-	inv, err := inventory.Load(c.String("inventory"))
+func loadInventory(file string) (*inventory.Inventory, error) {
+	inv, err := inventory.Load(file)
 	var ie *inventory.Error
 	if err != nil && !errors.As(err, &ie) {
 		// A missing or unreadable inventory is an inventory error too (exit code 2), not a failed operation.
@@ -44,52 +43,67 @@ func loadInventory(c *cli.Context) (*inventory.Inventory, error) {
 	return inv, nil
 }
 
-// newSession loads the inventory and prepares the SSH pool. Secrets for CI come from the environment only:
-// SKIFF_SSH_KEY (a whole private key), SKIFF_SSH_PASSPHRASE and SKIFF_KNOWN_HOSTS.
+// globals are the global options of one invocation, as flags and environment variables give them.
+type globals struct {
+	inventory     string
+	hosts         []string
+	parallel      int
+	maxHandshakes int
+	json          bool
+	dryRun        bool
+	verbose       bool
+	acceptNew     bool
+}
+
+func globalsOf(c *cli.Context) globals {
+	return globals{
+		inventory: c.String("inventory"), hosts: splitList(c.String("hosts")), parallel: c.Int("parallel"),
+		maxHandshakes: c.Int("max-handshakes"), json: c.Bool("json"), dryRun: c.Bool("dry-run"),
+		verbose: c.Bool("verbose"), acceptNew: c.Bool("accept-new-host-keys"),
+	}
+}
+
+// newSession loads the inventory and starts the fleet engine, whose events the printer shows.
 func newSession(c *cli.Context) (*session, error) {
-	inv, err := loadInventory(c)
+	g := globalsOf(c)
+	if g.parallel < 0 {
+		return nil, usagef("--parallel must be at least 1, not %d", g.parallel)
+	}
+	inv, err := loadInventory(g.inventory)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{
-		inv:      inv,
-		out:      newPrinter(c.App.Writer, c.App.ErrWriter, c.Bool("json"), c.Bool("dry-run")),
-		dryRun:   c.Bool("dry-run"),
-		verbose:  c.Bool("verbose"),
-		hosts:    splitList(c.String("hosts")),
-		parallel: c.Int("parallel"),
-	}
-	if s.parallel < 0 {
-		return nil, usagef("--parallel must be at least 1, not %d", s.parallel)
-	}
-	opts := remote.Options{
-		AcceptNewHostKeys: c.Bool("accept-new-host-keys"),
-		MaxHandshakes:     c.Int("max-handshakes"),
-		KeyPEM:            []byte(os.Getenv("SKIFF_SSH_KEY")),
-		Passphrase:        []byte(os.Getenv("SKIFF_SSH_PASSPHRASE")),
-		KnownHostsData:    []byte(os.Getenv("SKIFF_KNOWN_HOSTS")),
-		AgentSocket:       os.Getenv("SSH_AUTH_SOCK"),
-	}
-	if s.verbose {
-		opts.Logf = func(format string, args ...any) { s.out.logf(format, args...) }
-	}
-	s.pool = remote.NewPool(opts)
-	return s, nil
+	out := newPrinter(c.App.Writer, c.App.ErrWriter, g.json, g.dryRun)
+	return &session{inv: inv, engine: newEngine(inv, g, out.event, out.logf), out: out, dryRun: g.dryRun, hosts: g.hosts}, nil
 }
 
-func (s *session) close() {
-	if s.pool != nil {
-		s.pool.Close()
+// newEngine starts a fleet engine for inv with the global options g. Secrets for CI come from the environment
+// only: SKIFF_SSH_KEY (a whole private key), SKIFF_SSH_PASSPHRASE and SKIFF_KNOWN_HOSTS.
+func newEngine(inv *inventory.Inventory, g globals, events func(fleet.Event), logf func(string, ...any)) *fleet.Engine {
+	cfg := fleet.Config{
+		Inventory: inv,
+		SSH: fleet.SSH{
+			AcceptNewHostKeys: g.acceptNew,
+			MaxHandshakes:     g.maxHandshakes,
+			KeyPEM:            []byte(os.Getenv("SKIFF_SSH_KEY")),
+			Passphrase:        []byte(os.Getenv("SKIFF_SSH_PASSPHRASE")),
+			KnownHostsData:    []byte(os.Getenv("SKIFF_KNOWN_HOSTS")),
+			AgentSocket:       os.Getenv("SSH_AUTH_SOCK"),
+		},
+		Who:       fleet.WhoFromEnv(os.Getenv),
+		Parallel:  g.parallel,
+		DryRun:    g.dryRun,
+		Secret:    os.Getenv,
+		HashCache: hashCacheDir(),
+		Events:    events,
 	}
+	if g.verbose {
+		cfg.Debugf = logf
+	}
+	return fleet.New(cfg)
 }
 
-// parallelOr returns --parallel when given, else def.
-func (s *session) parallelOr(def int) int {
-	if s.parallel > 0 {
-		return s.parallel
-	}
-	return def
-}
+func (s *session) close() { s.engine.Close() }
 
 func splitList(v string) []string {
 	var out []string
@@ -99,14 +113,19 @@ func splitList(v string) []string {
 	return out
 }
 
-// selectHosts resolves --hosts against the inventory; a name that is neither a host nor a group is a usage error.
-func (s *session) selectHosts() ([]*inventory.Host, error) {
-	hosts, err := s.inv.Select(s.hosts)
-	if err != nil {
-		return nil, usagef("--hosts: %v", err)
+// hashCacheDir is where the hashes of shipped trees are remembered between runs (see deploy.HashCache);
+// SKIFF_HASH_CACHE=off turns the cache off, any other value names the directory.
+func hashCacheDir() string {
+	switch v := os.Getenv("SKIFF_HASH_CACHE"); v {
+	case "off":
+		return ""
+	case "":
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return ""
+		}
+		return filepath.Join(dir, "skiff", "hashes")
+	default:
+		return v
 	}
-	if len(hosts) == 0 {
-		return nil, usagef("no hosts selected")
-	}
-	return hosts, nil
 }
