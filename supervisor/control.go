@@ -18,9 +18,9 @@ const (
 // Restarted records one program restarted by Restart. OldPID is 0 when the
 // program was not running before.
 type Restarted struct {
-	Name   string
-	OldPID int
-	NewPID int
+	Name   string `json:"name"`
+	OldPID int    `json:"old_pid"`
+	NewPID int    `json:"new_pid"`
 }
 
 // StartError explains why a process did not reach RUNNING: the state it
