@@ -5,13 +5,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net"
-	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/skiffdeploy/skiff/compose"
 	"github.com/skiffdeploy/skiff/inventory"
 	"github.com/skiffdeploy/skiff/remote"
+	"github.com/skiffdeploy/skiff/supervisor"
 )
 
 // probeConn is what Probe needs from a connection to a target.
@@ -60,7 +62,7 @@ type Needs struct {
 func NeedsOf(inv *inventory.Inventory, host string) Needs {
 	var n Needs
 	seen := map[string]bool{}
-	for _, name := range sortedKeys(inv.Apps) {
+	for _, name := range slices.Sorted(maps.Keys(inv.Apps)) {
 		app := inv.Apps[name]
 		hosts, err := inv.AppHosts(app, []string{host})
 		if err != nil || len(hosts) == 0 {
@@ -97,10 +99,10 @@ func Probe(ctx context.Context, c probeConn, needs Needs) (*Facts, error) {
 	}
 	var missing []string
 	for _, u := range urls {
-		network, addr, err := SupervisorAddr(u)
+		a, err := supervisor.ParseURL(u)
 		if err == nil {
 			var conn net.Conn
-			if conn, err = c.Dial(ctx, network, addr); err == nil {
+			if conn, err = c.Dial(ctx, a.Network, a.Addr); err == nil {
 				conn.Close()
 				f.Supervisord = append(f.Supervisord, u)
 				continue
@@ -148,19 +150,4 @@ func parseFacts(out []byte) *Facts {
 		}
 	}
 	return f
-}
-
-// SupervisorAddr turns a supervisor URL of the inventory into the network and address to dial on the target.
-func SupervisorAddr(raw string) (network, addr string, err error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", "", fmt.Errorf("supervisor url %q: %w", raw, err)
-	}
-	switch u.Scheme {
-	case "unix":
-		return "unix", u.Path, nil
-	case "http":
-		return "tcp", u.Host, nil
-	}
-	return "", "", fmt.Errorf("supervisor url %q: scheme must be unix or http", raw)
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -40,7 +42,7 @@ func (s PruneScope) targets() ([]*inventory.App, error) {
 // HostApps returns the apps of the inventory that are deployed to host, sorted by name.
 func HostApps(inv *inventory.Inventory, host string) []*inventory.App {
 	var apps []*inventory.App
-	for _, name := range sortedKeys(inv.Apps) {
+	for _, name := range slices.Sorted(maps.Keys(inv.Apps)) {
 		app := inv.Apps[name]
 		if hosts, err := inv.AppHosts(app, []string{host}); err == nil && len(hosts) > 0 {
 			apps = append(apps, app)

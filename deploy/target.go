@@ -1,8 +1,6 @@
 package deploy
 
 import (
-	"sort"
-
 	"github.com/skiffdeploy/skiff/inventory"
 	"github.com/skiffdeploy/skiff/remote"
 )
@@ -26,13 +24,4 @@ func Target(inv *inventory.Inventory, h *inventory.Host) *remote.Target {
 		}
 	}
 	return t
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

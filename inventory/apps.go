@@ -5,6 +5,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/skiffdeploy/skiff/supervisor"
 )
 
 // app resolves one [apps.NAME] table.
@@ -208,17 +210,15 @@ func (b *builder) supervisor(p keyPath, r rawSupervisor) Supervisor {
 	return s
 }
 
-// supervisorURLProblem says what is wrong with a supervisord URL, or "".
+// supervisorURLProblem says what is wrong with a supervisord URL, or "": its grammar is the supervisor
+// package's, and credentials belong in username and password_env, not in the file.
 func supervisorURLProblem(s string) string {
-	if rest, ok := strings.CutPrefix(s, "unix://"); ok {
-		if !strings.HasPrefix(rest, "/") || path.Clean(rest) != rest || rest == "/" {
-			return "must be unix:///absolute/path/to/socket"
-		}
-		return ""
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "http" || u.Host == "" || u.Port() == "" || u.User != nil {
-		return `must be "unix:///path/to/socket" or "http://host:port"`
+	a, err := supervisor.ParseURL(s)
+	switch {
+	case err != nil:
+		return err.Error()
+	case a.Username != "" || a.Password != "":
+		return "must not hold credentials (set supervisor.username and supervisor.password_env)"
 	}
 	return ""
 }

@@ -32,7 +32,7 @@ func (b *builder) schedule(inv *Inventory, i int, r *rawSchedule) *Schedule {
 	if !r.Cron.set {
 		b.ps.add(p.child("cron"), "is required")
 	} else if _, ok := r.Cron.v.(string); ok {
-		if err := checkCron(s.Cron); err != nil {
+		if _, err := ParseCron(s.Cron); err != nil {
 			b.ps.add(p.child("cron"), "%v", err)
 		}
 	}
@@ -99,30 +99,27 @@ func validTag(s string) bool {
 	return true
 }
 
-// checkCron validates a cron spec with the parser `skiff cron` uses.
-func checkCron(spec string) (err error) {
-	// robfig/cron slices the spec up to the first space after a time zone
-	// prefix and panics when there is none.
+// ParseCron is the one parser of cron specs: the inventory validates schedules with it and `skiff cron`
+// runs them with it, so what loads also runs. It takes five fields, an optional leading seconds field,
+// descriptors such as "@daily" and "@every 1h", and a CRON_TZ= or TZ= prefix. Unlike a bare robfig parser it
+// never panics: a time zone prefix with nothing after it, such as "CRON_TZ=UTC", is an error.
+func ParseCron(spec string) (s cron.Schedule, err error) {
+	// robfig/cron slices the spec up to the first space after a time zone prefix and panics when there is
+	// none.
 	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
 		if !strings.Contains(spec, " ") {
-			return fmt.Errorf("invalid cron spec %q: the time zone must be followed by a space and a schedule", spec)
+			return nil, fmt.Errorf("invalid cron spec %q: the time zone must be followed by a space and a schedule", spec)
 		}
 	}
 	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("invalid cron spec %q", spec)
+		if v := recover(); v != nil {
+			s, err = nil, fmt.Errorf("invalid cron spec %q: %v", spec, v)
 		}
 	}()
-	if _, err := CronParser().Parse(spec); err != nil {
-		return fmt.Errorf("invalid cron spec %q: %w", spec, err)
+	parser := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	s, err = parser.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("invalid cron spec %q: %w", spec, err)
 	}
-	return nil
-}
-
-// CronParser returns the cron parser inventory schedules are validated
-// with: five fields, an optional leading seconds field, descriptors such as
-// "@daily" and "@every 1h", and a CRON_TZ= or TZ= prefix. `skiff cron` should
-// parse with the same one so that what loads also runs.
-func CronParser() cron.Parser {
-	return cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	return s, nil
 }

@@ -152,7 +152,7 @@ func (r *Runner) Load(inv *inventory.Inventory) error {
 			return &inventory.Error{File: inv.File, Key: key + ".name", Msg: fmt.Sprintf("duplicate schedule name %q (also schedules[%d])", s.Name, j)}
 		}
 		seen[s.Name] = i
-		spec, err := Parse(s.Cron)
+		spec, err := inventory.ParseCron(s.Cron)
 		if err != nil {
 			return &inventory.Error{File: inv.File, Key: key + ".cron", Msg: fmt.Sprintf("schedule %q: %v", s.Name, err)}
 		}
@@ -173,27 +173,6 @@ func (r *Runner) Load(inv *inventory.Inventory) error {
 	}
 	r.inv, r.entries = inv, entries
 	return nil
-}
-
-// Parse parses a cron spec with the parser the inventory validates specs with (inventory.CronParser). Unlike
-// a bare robfig parser it never panics: a time zone prefix with nothing after it, such as "CRON_TZ=UTC", is
-// an error.
-func Parse(spec string) (s cron.Schedule, err error) {
-	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
-		if !strings.Contains(spec, " ") {
-			return nil, fmt.Errorf("invalid cron spec %q: the time zone must be followed by a space and a schedule", spec)
-		}
-	}
-	defer func() {
-		if v := recover(); v != nil {
-			s, err = nil, fmt.Errorf("invalid cron spec %q: %v", spec, v)
-		}
-	}()
-	s, err = inventory.CronParser().Parse(spec)
-	if err != nil {
-		return nil, fmt.Errorf("invalid cron spec %q: %w", spec, err)
-	}
-	return s, nil
 }
 
 // Start starts firing the loaded schedules. It does nothing when the runner is already started or stopped.

@@ -342,9 +342,9 @@ func TestParse_NeverPanics(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse(tc.spec)
+			_, err := inventory.ParseCron(tc.spec)
 			if (err == nil) != tc.ok {
-				t.Errorf("Parse(%q) error = %v, want ok=%v", tc.spec, err, tc.ok)
+				t.Errorf("ParseCron(%q) error = %v, want ok=%v", tc.spec, err, tc.ok)
 			}
 		})
 	}

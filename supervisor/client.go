@@ -85,48 +85,21 @@ func New(d Dialer, rawURL string, opts Options) (*Client, error) {
 	if d == nil {
 		return nil, errors.New("supervisor: nil dialer")
 	}
-	u, err := url.Parse(rawURL)
+	a, err := ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("supervisor: invalid URL: %w", redactURLError(err))
+		if a.URL != "" {
+			return nil, fmt.Errorf("supervisor: URL %s: %w", a.URL, err)
+		}
+		return nil, fmt.Errorf("supervisor: %w", err)
 	}
-	c := &Client{username: opts.Username, password: opts.Password, poll: opts.PollInterval}
+	c := &Client{username: opts.Username, password: opts.Password, poll: opts.PollInterval, url: a.URL, endpoint: a.Endpoint}
 	if c.poll <= 0 {
 		c.poll = DefaultPollInterval
 	}
-	if c.username == "" && u.User != nil {
-		c.username = u.User.Username()
-		c.password, _ = u.User.Password()
+	if c.username == "" {
+		c.username, c.password = a.Username, a.Password
 	}
-	u.User = nil
-	c.url = u.String()
-
-	var network, addr string
-	switch u.Scheme {
-	case "unix":
-		network, addr = "unix", u.Path
-		if addr == "" || u.Host != "" {
-			return nil, fmt.Errorf("supervisor: URL %s: want unix:///absolute/path/to/socket", c.url)
-		}
-		c.endpoint = "http://localhost/RPC2"
-	case "http", "https":
-		if u.Hostname() == "" {
-			return nil, fmt.Errorf("supervisor: URL %s: missing host", c.url)
-		}
-		network, addr = "tcp", u.Host
-		if u.Port() == "" {
-			port := "80"
-			if u.Scheme == "https" {
-				port = "443"
-			}
-			addr = net.JoinHostPort(u.Hostname(), port)
-		}
-		if u.Path == "" || u.Path == "/" {
-			u.Path = "/RPC2"
-		}
-		c.endpoint = u.String()
-	default:
-		return nil, fmt.Errorf("supervisor: URL %s: scheme must be unix, http or https", c.url)
-	}
+	network, addr := a.Network, a.Addr
 
 	c.transport = &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

@@ -32,10 +32,11 @@ func TestNew_URLs(t *testing.T) {
 		{name: "http with port", url: "http://127.0.0.1:9001", wantNetwork: "tcp", wantAddr: "127.0.0.1:9001", wantURL: "http://127.0.0.1:9001"},
 		{name: "http default port", url: "http://localhost", wantNetwork: "tcp", wantAddr: "localhost:80", wantURL: "http://localhost"},
 		{name: "credentials stripped from URL", url: "http://ci:s3cret@127.0.0.1:9001/RPC2", wantNetwork: "tcp", wantAddr: "127.0.0.1:9001", wantURL: "http://127.0.0.1:9001/RPC2"},
-		{name: "unix with host", url: "unix://host/sock", wantErr: "want unix:///absolute/path"},
-		{name: "unix without path", url: "unix://", wantErr: "want unix:///absolute/path"},
-		{name: "other scheme", url: "ftp://x", wantErr: "scheme must be unix, http or https"},
-		{name: "http without host", url: "http:///RPC2", wantErr: "missing host"},
+		{name: "unix with host", url: "unix://host/sock", wantErr: "must be unix:///absolute/path"},
+		{name: "unix without path", url: "unix://", wantErr: "must be unix:///absolute/path"},
+		{name: "unix unclean path", url: "unix:///run/../s.sock", wantErr: "must be unix:///absolute/path"},
+		{name: "other scheme", url: "ftp://x", wantErr: `must be "unix:///path/to/socket" or "http://host:port"`},
+		{name: "http without host", url: "http:///RPC2", wantErr: `must be "unix:///path/to/socket" or "http://host:port"`},
 		{name: "unparsable with password", url: "http://u:s3cret@[::1", wantErr: "invalid URL"},
 	}
 	for _, tc := range tests {

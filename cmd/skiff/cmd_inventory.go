@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/skiffdeploy/skiff/inventory"
@@ -36,7 +37,7 @@ func inventoryCommand() *cli.Command {
 func printInventory(w io.Writer, inv *inventory.Inventory) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "inventory %s\n\nhosts:\n", inv.File)
-	for _, name := range sorted(inv.Hosts) {
+	for _, name := range slices.Sorted(maps.Keys(inv.Hosts)) {
 		h := inv.Hosts[name]
 		fmt.Fprintf(&b, "  %-16s %s@%s:%d", name, h.User, h.Address, h.Port)
 		if h.Jump != "" {
@@ -49,13 +50,13 @@ func printInventory(w io.Writer, inv *inventory.Inventory) error {
 	}
 	b.WriteString("\ngroups:\n")
 	groups := inv.Groups()
-	for _, g := range sorted(groups) {
+	for _, g := range slices.Sorted(maps.Keys(groups)) {
 		fmt.Fprintf(&b, "  %-16s %s\n", g, strings.Join(groups[g], ","))
 	}
 	if len(inv.Apps) > 0 {
 		b.WriteString("\napps:\n")
 	}
-	for _, name := range sorted(inv.Apps) {
+	for _, name := range slices.Sorted(maps.Keys(inv.Apps)) {
 		a := inv.Apps[name]
 		hosts, _ := inv.AppHosts(a, nil)
 		hn := make([]string, len(hosts))
@@ -78,13 +79,4 @@ func printInventory(w io.Writer, inv *inventory.Inventory) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func sorted[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
