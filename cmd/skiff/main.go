@@ -1,5 +1,5 @@
 // Command skiff is an agentless SSH-push deploy tool: it reads hosts.toml, connects to the selected hosts over
-// SSH and deploys, checks, rolls back and prunes applications on them. See DESIGN.md for the whole picture.
+// SSH and deploys, checks, rolls back and prunes applications on them. See docs/ARCHITECTURE.md for the whole picture.
 package main
 
 import (
