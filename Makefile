@@ -17,7 +17,7 @@ deps:
 test: deps lint
 	$(GO) test -count=1 -timeout 14m ./...
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=10s ./inventory/
-	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=10s ./deploy/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=10s ./ship/
 
 unit:
 	$(GO) test -count=1 -short ./...
@@ -29,7 +29,7 @@ lint:
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./inventory/
-	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=60s ./deploy/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=60s ./ship/
 
 demo: build
 	@scripts/deps.sh demo

@@ -16,9 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffdeploy/skiff/deploy"
 	"github.com/skiffdeploy/skiff/internal/testenv"
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
+	"github.com/skiffdeploy/skiff/ship"
 )
 
 // Crash test parameters: a tree of crashDirs*crashFilesPerDir small files of which every generation changes
@@ -51,7 +52,7 @@ keep_releases = 3
 hooks.before_switch = ["sleep 0.3"]
 hooks.after_switch = ["sleep 0.2"]
 `, appPath))
-	layout := deploy.Layout{Path: appPath}
+	layout := release.Layout{Path: appPath}
 	conn := dialHost(t, env, h)
 	ctx := context.Background()
 	src := t.TempDir()
@@ -100,7 +101,7 @@ hooks.after_switch = ["sleep 0.2"]
 		beforeSum := treeSum(t, filepath.Join(appPath, "releases", before))
 		gen++
 		writeCrashTree(t, src, gen)
-		want, err := deploy.Scan(ctx, src, nil)
+		want, err := ship.Scan(ctx, src, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,14 +118,14 @@ hooks.after_switch = ["sleep 0.2"]
 		_ = cmd.Wait()
 
 		cur := currentRelease(t, appPath)
-		if !deploy.ValidReleaseID(cur) {
+		if !release.ValidReleaseID(cur) {
 			t.Fatalf("kill %d after %s: current is %q\n%s", i, delay, cur, out.String())
 		}
-		m, err := deploy.ReadManifest(ctx, conn, layout, cur)
+		m, err := ship.ReadManifest(ctx, conn, layout, cur)
 		if err != nil {
 			t.Fatalf("kill %d after %s: manifest of current %s: %v\n%s", i, delay, cur, err, out.String())
 		}
-		if err := deploy.Verify(ctx, conn, layout, cur, m); err != nil {
+		if err := ship.Verify(ctx, conn, layout, cur, m); err != nil {
 			t.Fatalf("kill %d after %s: current %s does not match its manifest: %v\n%s", i, delay, cur, err, out.String())
 		}
 		if cur != before {
@@ -145,20 +146,20 @@ hooks.after_switch = ["sleep 0.2"]
 	writeCrashTree(t, src, gen)
 	mustRun(deploySrc...)
 	final := currentRelease(t, appPath)
-	want, err := deploy.Scan(ctx, src, nil)
+	want, err := ship.Scan(ctx, src, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := deploy.Verify(ctx, conn, layout, final, want); err != nil {
+	if err := ship.Verify(ctx, conn, layout, final, want); err != nil {
 		t.Fatalf("deploy after the crashes: %v", err)
 	}
 	mustRun("rollback", "crash")
 	back := currentRelease(t, appPath)
-	m, err := deploy.ReadManifest(ctx, conn, layout, back)
+	m, err := ship.ReadManifest(ctx, conn, layout, back)
 	if err != nil {
 		t.Fatalf("rollback after the crashes went to %s: %v", back, err)
 	}
-	if err := deploy.Verify(ctx, conn, layout, back, m); err != nil {
+	if err := ship.Verify(ctx, conn, layout, back, m); err != nil {
 		t.Fatalf("rollback after the crashes went to %s, which is not complete: %v", back, err)
 	}
 }

@@ -9,7 +9,9 @@ import (
 
 	"github.com/pkg/sftp"
 	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
+	"github.com/skiffdeploy/skiff/ship"
 	"github.com/skiffdeploy/skiff/supervisor"
 )
 
@@ -34,10 +36,10 @@ type Options struct {
 	Secret func(name string) string
 	// Source deploys: the local tree (already scanned into Manifest) and the release id to create.
 	SourceDir string
-	Manifest  *Manifest
+	Manifest  *ship.Manifest
 	// Scan, when not nil, replaces Manifest: it waits for a scan of SourceDir still running when the deploy
 	// started, so that hosts take their lock and clone their current release meanwhile.
-	Scan      func(ctx context.Context) (*Manifest, error)
+	Scan      func(ctx context.Context) (*ship.Manifest, error)
 	ReleaseID string
 	Revision  string
 	// Rollbacks: the release to go back to ("" = the previous one) and whether a failed one is allowed.
@@ -75,14 +77,14 @@ type hostRun struct {
 	app  *inventory.App
 	host string
 	c    HostConn
-	l    Layout
+	l    release.Layout
 	opts *Options
 	out  *Outcome
-	lock *Lock
+	lock *release.Lock
 }
 
 func newHostRun(c HostConn, app *inventory.App, host string, opts *Options) *hostRun {
-	return &hostRun{app: app, host: host, c: c, l: Layout{Path: app.Path}, opts: opts, out: &Outcome{Host: host}}
+	return &hostRun{app: app, host: host, c: c, l: release.Layout{Path: app.Path}, opts: opts, out: &Outcome{Host: host}}
 }
 
 func (r *hostRun) logf(format string, args ...any) {
@@ -120,7 +122,7 @@ func (r *hostRun) acquire(ctx context.Context, op string) error {
 		return nil
 	}
 	return r.step("lock", func() (err error) {
-		r.lock, err = AcquireLock(ctx, r.c, r.l, LockOwner{
+		r.lock, err = release.AcquireLock(ctx, r.c, r.l, release.LockOwner{
 			Operator: r.opts.Operator, Machine: r.opts.Machine, PID: r.opts.PID, Origin: r.opts.Origin, Op: op, App: r.app.Name,
 		}, r.app.Timeout.Duration)
 		return err
@@ -152,7 +154,7 @@ func (r *hostRun) release(ctx context.Context, err error) error {
 // history records an entry (not in a dry run). Like the lock's release it uses a fresh context when ctx has
 // ended: a run cancelled by Ctrl-C or its timeout must still mark its release failed, or a later rollback
 // could pick that release.
-func (r *hostRun) history(ctx context.Context, e HistoryEntry) error {
+func (r *hostRun) history(ctx context.Context, e release.HistoryEntry) error {
 	if r.opts.DryRun {
 		return nil
 	}
@@ -162,7 +164,7 @@ func (r *hostRun) history(ctx context.Context, e HistoryEntry) error {
 		defer cancel()
 	}
 	e.App, e.Operator, e.Origin, e.Run = r.app.Name, r.opts.Operator, r.opts.Origin, r.opts.Run
-	return AppendHistory(ctx, r.c, r.l, e)
+	return release.AppendHistory(ctx, r.c, r.l, e)
 }
 
 // restart restarts the app's supervisord programs through the SSH connection and waits until they run.

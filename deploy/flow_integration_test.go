@@ -15,6 +15,8 @@ import (
 	"github.com/skiffdeploy/skiff/deploy"
 	"github.com/skiffdeploy/skiff/internal/testenv"
 	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/release"
+	"github.com/skiffdeploy/skiff/ship"
 )
 
 // flowApp is a source app on the shared host h3 with a directory of its own, for driving DeploySource and
@@ -44,7 +46,7 @@ func newFlowApp(t *testing.T, name string) *flowApp {
 // options returns the Options of a run that ships src as a new release (ids differ from the last one's).
 func (f *flowApp) options(t *testing.T, src string) *deploy.Options {
 	t.Helper()
-	m, err := deploy.ScanApp(context.Background(), src, f.app, nil, false)
+	m, err := ship.ScanApp(context.Background(), src, f.app, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +58,11 @@ func (f *flowApp) options(t *testing.T, src string) *deploy.Options {
 		Operator: "tester", Machine: "ci-9", PID: 99, Origin: "https://ci.example/jobs/1", Run: fmt.Sprintf("run%d", f.last.UnixNano()),
 		Log:       func(host, line string) { f.logs = append(f.logs, host+" | "+line) },
 		Secret:    os.Getenv,
-		SourceDir: src, Manifest: m, ReleaseID: deploy.NewReleaseID(f.last, ""), Revision: "rev-" + filepath.Base(src),
+		SourceDir: src, Manifest: m, ReleaseID: release.NewReleaseID(f.last, ""), Revision: "rev-" + filepath.Base(src),
 	}
 }
 
-func (f *flowApp) layout() deploy.Layout { return deploy.Layout{Path: f.app.Path} }
+func (f *flowApp) layout() release.Layout { return release.Layout{Path: f.app.Path} }
 
 // flowTree writes a small tree whose VERSION is version into a fresh directory.
 func flowTree(t *testing.T, version string) string {
@@ -95,27 +97,27 @@ func TestDeploySource_ReleaseMatchesManifestAndHistory(t *testing.T) {
 		t.Errorf("second outcome = %+v, want %s -> %s with 1 file sent and 2 reused", second, o1.ReleaseID, o2.ReleaseID)
 	}
 	for _, o := range []*deploy.Options{o1, o2} {
-		stored, err := deploy.ReadManifest(ctx, f.conn, f.layout(), o.ReleaseID)
+		stored, err := ship.ReadManifest(ctx, f.conn, f.layout(), o.ReleaseID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := deploy.Verify(ctx, f.conn, f.layout(), o.ReleaseID, o.Manifest); err != nil {
+		if err := ship.Verify(ctx, f.conn, f.layout(), o.ReleaseID, o.Manifest); err != nil {
 			t.Errorf("release %s does not match the tree that was shipped: %v", o.ReleaseID, err)
 		}
 		if len(stored.Entries) != len(o.Manifest.Entries) {
 			t.Errorf("stored manifest of %s has %d entries, want %d", o.ReleaseID, len(stored.Entries), len(o.Manifest.Entries))
 		}
 	}
-	cur, err := deploy.ReadCurrent(ctx, f.conn, f.layout())
+	cur, err := release.ReadCurrent(ctx, f.conn, f.layout())
 	if err != nil || cur != o2.ReleaseID {
 		t.Fatalf("ReadCurrent = %q, %v; want %s", cur, err, o2.ReleaseID)
 	}
-	hist, err := deploy.ReadHistory(ctx, f.conn, f.layout())
+	hist, err := release.ReadHistory(ctx, f.conn, f.layout())
 	if err != nil || len(hist) != 2 {
 		t.Fatalf("history = %+v, %v; want two entries", hist, err)
 	}
 	got := hist[1]
-	if got.Op != "deploy" || got.Result != deploy.ResultOK || got.ID != o2.ReleaseID || got.Previous != o1.ReleaseID ||
+	if got.Op != "deploy" || got.Result != release.ResultOK || got.ID != o2.ReleaseID || got.Previous != o1.ReleaseID ||
 		got.Operator != "tester" || got.Origin != o2.Origin || got.Run != o2.Run || got.Revision != o2.Revision || got.App != f.app.Name {
 		t.Errorf("history entry = %+v, want who, what and from where of the second run", got)
 	}
@@ -149,7 +151,7 @@ func TestDeploySource_LiveReleaseWithoutManifest(t *testing.T) {
 	if second.Files != 3 || second.Reused != 0 {
 		t.Errorf("sent %d files and reused %d, want all 3 sent", second.Files, second.Reused)
 	}
-	if err := deploy.Verify(ctx, f.conn, f.layout(), o2.ReleaseID, o2.Manifest); err != nil {
+	if err := ship.Verify(ctx, f.conn, f.layout(), o2.ReleaseID, o2.Manifest); err != nil {
 		t.Errorf("release %s: %v (the stray file of the clone must be gone)", o2.ReleaseID, err)
 	}
 	if _, err := os.Stat(filepath.Join(f.layout().Release(o1.ReleaseID), "stray")); err != nil {
@@ -176,20 +178,20 @@ func TestDeploySource_CancelledDuringHook(t *testing.T) {
 		t.Fatalf("cancelled deploy: error %v after %s, want the context's error promptly", out.Err, time.Since(start))
 	}
 	bg := context.Background()
-	if cur, err := deploy.ReadCurrent(bg, f.conn, f.layout()); err != nil || cur != first.ReleaseID {
+	if cur, err := release.ReadCurrent(bg, f.conn, f.layout()); err != nil || cur != first.ReleaseID {
 		t.Errorf("current = %q, %v after a cancelled deploy, want %s", cur, err, first.ReleaseID)
 	}
 	if _, err := os.Stat(filepath.Join(f.app.Path, "releases", o.ReleaseID)); err == nil {
 		t.Errorf("the cancelled release %s is still on the host", o.ReleaseID)
 	}
-	if held, err := deploy.LockStatus(bg, f.conn, f.layout(), time.Hour); err != nil || held != nil {
+	if held, err := release.LockStatus(bg, f.conn, f.layout(), time.Hour); err != nil || held != nil {
 		t.Errorf("lock after a cancelled deploy: %v, %v; want it free", held, err)
 	}
-	hist, err := deploy.ReadHistory(bg, f.conn, f.layout())
+	hist, err := release.ReadHistory(bg, f.conn, f.layout())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := hist[len(hist)-1]; last.ID != o.ReleaseID || last.Result != deploy.ResultFailed || !strings.Contains(last.Error, "deadline exceeded") {
+	if last := hist[len(hist)-1]; last.ID != o.ReleaseID || last.Result != release.ResultFailed || !strings.Contains(last.Error, "deadline exceeded") {
 		t.Errorf("last history entry = %+v, want the cancelled deploy recorded as failed", last)
 	}
 }
@@ -252,17 +254,17 @@ killasgroup=true
 	if out.Err == nil || !strings.Contains(out.Err.Error(), o2.ReleaseID+" put back") {
 		t.Fatalf("rollback to a failing release: error %v, want it to say %s was put back\n%s", out.Err, o2.ReleaseID, strings.Join(f.logs, "\n"))
 	}
-	if cur, err := deploy.ReadCurrent(ctx, f.conn, f.layout()); err != nil || cur != o2.ReleaseID {
+	if cur, err := release.ReadCurrent(ctx, f.conn, f.layout()); err != nil || cur != o2.ReleaseID {
 		t.Errorf("current = %q, %v; want %s put back", cur, err, o2.ReleaseID)
 	}
 	if err := deploy.CheckApp(ctx, f.conn, f.app.Check); err != nil {
 		t.Errorf("the release put back does not answer: %v", err)
 	}
-	hist, err := deploy.ReadHistory(ctx, f.conn, f.layout())
+	hist, err := release.ReadHistory(ctx, f.conn, f.layout())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := hist[len(hist)-1]; last.Op != "rollback" || last.Result != deploy.ResultFailed || last.ID != o1.ReleaseID || last.Previous != o2.ReleaseID {
+	if last := hist[len(hist)-1]; last.Op != "rollback" || last.Result != release.ResultFailed || last.ID != o1.ReleaseID || last.Previous != o2.ReleaseID {
 		t.Errorf("last history entry = %+v, want the failed rollback to %s", last, o1.ReleaseID)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/skiffdeploy/skiff/compose"
 	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/release"
 )
 
 // Container is a container of an image app's service, as docker inspect describes it.
@@ -150,15 +151,15 @@ func shortDigest(d string) string {
 }
 
 // entry is the history line that records op on this release.
-func (r ImageRelease) entry(op, result, previous string) HistoryEntry {
-	return HistoryEntry{Op: op, ID: r.ID, Previous: previous, Result: result, Tag: r.Tag, Image: r.Image, Digest: r.Digest}
+func (r ImageRelease) entry(op, result, previous string) release.HistoryEntry {
+	return release.HistoryEntry{Op: op, ID: r.ID, Previous: previous, Result: result, Tag: r.Tag, Image: r.Image, Digest: r.Digest}
 }
 
 // releaseOf turns a history entry read from a target into a release, validating what will reach commands.
-func releaseOf(e HistoryEntry) (ImageRelease, error) {
+func releaseOf(e release.HistoryEntry) (ImageRelease, error) {
 	rel := ImageRelease{ID: e.ID, Image: e.Image, Tag: e.Tag, Digest: e.Digest}
 	switch {
-	case !ValidReleaseID(e.ID):
+	case !release.ValidReleaseID(e.ID):
 		return ImageRelease{}, fmt.Errorf("history: image entry without a valid id (%q)", e.ID)
 	case !compose.ValidRepository(e.Image):
 		return ImageRelease{}, fmt.Errorf("history: release %s: invalid image %q", e.ID, e.Image)
@@ -172,9 +173,9 @@ func releaseOf(e HistoryEntry) (ImageRelease, error) {
 
 // LiveImage is the release that history says is live: the one of the last successful deploy or rollback.
 // It is nil before the first successful one.
-func LiveImage(hist []HistoryEntry) (*ImageRelease, error) {
+func LiveImage(hist []release.HistoryEntry) (*ImageRelease, error) {
 	for i := len(hist) - 1; i >= 0; i-- {
-		if e := hist[i]; e.Result == ResultOK && e.Digest != "" {
+		if e := hist[i]; e.Result == release.ResultOK && e.Digest != "" {
 			rel, err := releaseOf(e)
 			if err != nil {
 				return nil, err
@@ -253,7 +254,7 @@ func (r *imageRun) deployImage(ctx context.Context) error {
 	if derr := detected(); derr != nil || err != nil {
 		err = errors.Join(derr, err)
 		// Nothing went up, and without a digest there is no release: the line only says the run failed.
-		failed := HistoryEntry{Op: ActionDeploy, Result: ResultFailed, Tag: r.img.Ref.Tag, Image: r.img.Ref.Repository, Revision: r.opts.Revision, Error: err.Error()}
+		failed := release.HistoryEntry{Op: release.ActionDeploy, Result: release.ResultFailed, Tag: r.img.Ref.Tag, Image: r.img.Ref.Repository, Revision: r.opts.Revision, Error: err.Error()}
 		return errors.Join(err, r.history(ctx, failed))
 	}
 	if r.opts.DryRun {
@@ -267,7 +268,7 @@ func (r *imageRun) deployImage(ctx context.Context) error {
 		return r.revert(ctx, rel, live, err)
 	}
 	r.out.After, r.out.Image.After = rel.ID, &rel
-	return r.history(ctx, withRevision(rel.entry(ActionDeploy, ResultOK, idOf(live)), r.opts.Revision))
+	return r.history(ctx, withRevision(rel.entry(release.ActionDeploy, release.ResultOK, idOf(live)), r.opts.Revision))
 }
 
 // redeployLive handles a pull that found the live image again (a CI job deploying an unchanged "latest"):
@@ -276,9 +277,9 @@ func (r *imageRun) deployImage(ctx context.Context) error {
 func (r *imageRun) redeployLive(ctx context.Context, live ImageRelease, tag string) error {
 	r.logf("%s is already live as %s: making sure it runs", r.img.Ref, live.ID)
 	live.Tag = tag
-	entry := withRevision(live.entry(ActionDeploy, ResultOK, ""), r.opts.Revision)
+	entry := withRevision(live.entry(release.ActionDeploy, release.ResultOK, ""), r.opts.Revision)
 	if err := r.activate(ctx, live, false); err != nil {
-		entry.Result, entry.Error = ResultFailed, err.Error()
+		entry.Result, entry.Error = release.ResultFailed, err.Error()
 		return errors.Join(err, r.history(ctx, entry))
 	}
 	r.out.Image.After = &live
@@ -299,8 +300,8 @@ func (r *imageRun) dryActivate() error {
 
 // readLive reads the app's history on the host and the image release live there (nil before the first
 // deploy), which becomes the outcome's before and after until something changes it.
-func (r *imageRun) readLive(ctx context.Context) ([]HistoryEntry, *ImageRelease, error) {
-	hist, err := ReadHistory(ctx, r.c, r.l)
+func (r *imageRun) readLive(ctx context.Context) ([]release.HistoryEntry, *ImageRelease, error) {
+	hist, err := release.ReadHistory(ctx, r.c, r.l)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -322,7 +323,7 @@ func idOf(rel *ImageRelease) string {
 	return rel.ID
 }
 
-func withRevision(e HistoryEntry, rev string) HistoryEntry {
+func withRevision(e release.HistoryEntry, rev string) release.HistoryEntry {
 	e.Revision = rev
 	return e
 }
@@ -330,7 +331,7 @@ func withRevision(e HistoryEntry, rev string) HistoryEntry {
 // revert pins live again after rel failed once up, and records both in history.
 func (r *imageRun) revert(ctx context.Context, rel ImageRelease, live *ImageRelease, cause error) error {
 	r.logf("FAILED: %v", cause)
-	failed := withRevision(rel.entry(ActionDeploy, ResultFailed, idOf(live)), r.opts.Revision)
+	failed := withRevision(rel.entry(release.ActionDeploy, release.ResultFailed, idOf(live)), r.opts.Revision)
 	failed.Error = cause.Error()
 	if live == nil {
 		r.out.After, r.out.Image.After = rel.ID, &rel
@@ -339,9 +340,9 @@ func (r *imageRun) revert(ctx context.Context, rel ImageRelease, live *ImageRele
 	r.logf("rolling back to %s (%s)", live.ID, live)
 	ctx = context.WithoutCancel(ctx)
 	err := r.activate(ctx, *live, true)
-	back := live.entry(ActionRollback, ResultOK, rel.ID)
+	back := live.entry(release.ActionRollback, release.ResultOK, rel.ID)
 	if err != nil {
-		back.Result, back.Error = ResultFailed, err.Error()
+		back.Result, back.Error = release.ResultFailed, err.Error()
 		r.out.After, r.out.Image.After = live.ID, live
 		return errors.Join(cause, fmt.Errorf("rollback to %s also failed: %w", live.ID, err), r.history(ctx, failed), r.history(ctx, back))
 	}

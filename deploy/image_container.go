@@ -24,7 +24,7 @@ func (r *imageRun) serviceContainers(ctx context.Context) ([]compose.Container, 
 }
 
 // ServiceContainers returns the containers of one compose service on a host, found by compose's labels.
-func ServiceContainers(ctx context.Context, c runner, project, service string) ([]compose.Container, error) {
+func ServiceContainers(ctx context.Context, c HostConn, project, service string) ([]compose.Container, error) {
 	argv, err := compose.ServiceContainers(project, service)
 	if err != nil {
 		return nil, err

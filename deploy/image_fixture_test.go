@@ -19,6 +19,7 @@ import (
 	"github.com/skiffdeploy/skiff/compose"
 	"github.com/skiffdeploy/skiff/internal/testenv"
 	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
@@ -278,9 +279,9 @@ func (a *imageApp) version(tb testing.TB) string {
 	return strings.TrimSpace(string(data))
 }
 
-func (a *imageApp) history(tb testing.TB) []HistoryEntry {
+func (a *imageApp) history(tb testing.TB) []release.HistoryEntry {
 	tb.Helper()
-	h, err := ReadHistory(context.Background(), a.conn, Layout{Path: a.app.Path})
+	h, err := release.ReadHistory(context.Background(), a.conn, release.Layout{Path: a.app.Path})
 	if err != nil {
 		tb.Fatal(err)
 	}

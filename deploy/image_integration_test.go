@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/skiffdeploy/skiff/compose"
+	"github.com/skiffdeploy/skiff/release"
 )
 
 // TestDeployImage_Integration runs image deploys and rollbacks against the real Docker Engine, a real
@@ -66,7 +67,7 @@ func TestDeployImage_Integration(t *testing.T) {
 			t.Fatalf("after rollback: containers %+v, want one running %s@%s", ctrs, fx.repo, v1)
 		}
 		last := a.history(t)[len(a.history(t))-1]
-		if last.Op != "rollback" || last.Result != ResultOK || last.Digest != v1 || last.Tag != "latest" || last.Previous != second.After {
+		if last.Op != "rollback" || last.Result != release.ResultOK || last.Digest != v1 || last.Tag != "latest" || last.Previous != second.After {
 			t.Fatalf("last history entry %+v", last)
 		}
 
@@ -122,7 +123,7 @@ func TestDeployImage_Integration(t *testing.T) {
 				t.Fatalf("after failed deploy of %s: serving %q, want v1", tc.tag, got)
 			}
 			h := a.history(t)
-			if n := len(h); n != 3 || h[1].Result != ResultFailed || h[1].Digest != fx.digests[tc.tag] || h[2].Op != "rollback" || h[2].Result != ResultOK || h[2].Digest != fx.digests["v1"] {
+			if n := len(h); n != 3 || h[1].Result != release.ResultFailed || h[1].Digest != fx.digests[tc.tag] || h[2].Op != "rollback" || h[2].Result != release.ResultOK || h[2].Digest != fx.digests["v1"] {
 				t.Fatalf("history %+v", h)
 			}
 		})
@@ -140,7 +141,7 @@ func TestDeployImage_Integration(t *testing.T) {
 		if bad.Err == nil || !strings.Contains(bad.Err.Error(), "docker login to "+fx.reg.Addr+" as ci") {
 			t.Fatalf("deploy with a wrong password: err %v, want a docker login error", bad.Err)
 		}
-		if h := a.history(t); len(h) != 1 || h[0].Result != ResultFailed || h[0].Digest != "" || !strings.Contains(h[0].Error, "docker login") {
+		if h := a.history(t); len(h) != 1 || h[0].Result != release.ResultFailed || h[0].Digest != "" || !strings.Contains(h[0].Error, "docker login") {
 			t.Fatalf("history after a failed login: %+v", h)
 		}
 		good := a.mustDeploy(t, "v1")

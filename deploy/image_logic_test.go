@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/skiffdeploy/skiff/compose"
+	"github.com/skiffdeploy/skiff/release"
 )
 
 func digestOf(c byte) string { return "sha256:" + strings.Repeat(string(c), 64) }
@@ -83,13 +84,13 @@ func TestSameContainers(t *testing.T) {
 }
 
 // imageHistory is deploy v1 (A), deploy v2 (B), failed deploy v3 (C) rolled back to B.
-func imageHistory() []HistoryEntry {
+func imageHistory() []release.HistoryEntry {
 	const img = "r.example.com/app"
-	return []HistoryEntry{
-		{Op: "deploy", ID: "20261122T100000Z-111111111111", Result: ResultOK, Image: img, Tag: "latest", Digest: digestOf('1')},
-		{Op: "deploy", ID: "20261122T110000Z-222222222222", Previous: "20261122T100000Z-111111111111", Result: ResultOK, Image: img, Tag: "v2", Digest: digestOf('2')},
-		{Op: "deploy", ID: "20261122T120000Z-333333333333", Previous: "20261122T110000Z-222222222222", Result: ResultFailed, Image: img, Tag: "v3", Digest: digestOf('3')},
-		{Op: "rollback", ID: "20261122T110000Z-222222222222", Previous: "20261122T120000Z-333333333333", Result: ResultOK, Image: img, Tag: "v2", Digest: digestOf('2')},
+	return []release.HistoryEntry{
+		{Op: "deploy", ID: "20261122T100000Z-111111111111", Result: release.ResultOK, Image: img, Tag: "latest", Digest: digestOf('1')},
+		{Op: "deploy", ID: "20261122T110000Z-222222222222", Previous: "20261122T100000Z-111111111111", Result: release.ResultOK, Image: img, Tag: "v2", Digest: digestOf('2')},
+		{Op: "deploy", ID: "20261122T120000Z-333333333333", Previous: "20261122T110000Z-222222222222", Result: release.ResultFailed, Image: img, Tag: "v3", Digest: digestOf('3')},
+		{Op: "rollback", ID: "20261122T110000Z-222222222222", Previous: "20261122T120000Z-333333333333", Result: release.ResultOK, Image: img, Tag: "v2", Digest: digestOf('2')},
 	}
 }
 

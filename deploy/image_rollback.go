@@ -9,6 +9,7 @@ import (
 
 	"github.com/skiffdeploy/skiff/compose"
 	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
@@ -39,7 +40,7 @@ func (r *imageRun) rollbackImage(ctx context.Context) error {
 	}
 	r.logf("rolling back %s -> %s (%s)", orNone(idOf(live)), to.ID, to)
 	if err := r.activate(ctx, to, true); err != nil {
-		entry := to.entry(ActionRollback, ResultFailed, idOf(live))
+		entry := to.entry(release.ActionRollback, release.ResultFailed, idOf(live))
 		entry.Error = err.Error()
 		if live == nil {
 			r.out.After, r.out.Image.After = to.ID, &to
@@ -53,7 +54,7 @@ func (r *imageRun) rollbackImage(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("%w (%s put back)", err, live.ID), r.history(ctx, entry))
 	}
 	r.out.After, r.out.Image.After = to.ID, &to
-	return r.history(ctx, to.entry(ActionRollback, ResultOK, idOf(live)))
+	return r.history(ctx, to.entry(release.ActionRollback, release.ResultOK, idOf(live)))
 }
 
 // requirePresent refuses a rollback to an image that is no longer on the host: skiff does not pull on a
@@ -75,9 +76,9 @@ func (r *imageRun) requirePresent(ctx context.Context, rel ImageRelease) error {
 // ImageRollbackTarget picks the release an image rollback goes to. to may be a history id, a digest
 // ("sha256:…") or a prefix of one of at least 7 hex digits; without to it is the release that was live before
 // cur, as for source apps (RollbackTarget).
-func ImageRollbackTarget(hist []HistoryEntry, cur, to string, force bool) (ImageRelease, error) {
+func ImageRollbackTarget(hist []release.HistoryEntry, cur, to string, force bool) (ImageRelease, error) {
 	var ids []string
-	latest := map[string]HistoryEntry{}
+	latest := map[string]release.HistoryEntry{}
 	for _, e := range hist {
 		if e.Digest == "" || e.ID == "" {
 			continue
@@ -96,7 +97,7 @@ func ImageRollbackTarget(hist []HistoryEntry, cur, to string, force bool) (Image
 		to = id
 	} else if to != "" {
 		if _, ok := latest[to]; !ok {
-			if !ValidReleaseID(to) {
+			if !release.ValidReleaseID(to) {
 				return ImageRelease{}, fmt.Errorf("--to %q is neither a release id (like 20261122T101500Z-0123456789ab) nor a digest (sha256:…)", to)
 			}
 			return ImageRelease{}, fmt.Errorf("release %s is not in the app's history on the host (have %v)", to, ids)
@@ -110,7 +111,7 @@ func ImageRollbackTarget(hist []HistoryEntry, cur, to string, force bool) (Image
 }
 
 // idForDigest finds the newest release of a digest, or of the one digest that starts with prefix.
-func idForDigest(hist []HistoryEntry, prefix string) (string, error) {
+func idForDigest(hist []release.HistoryEntry, prefix string) (string, error) {
 	hex := strings.TrimPrefix(prefix, "sha256:")
 	if len(hex) < 7 || strings.Trim(hex, "0123456789abcdef") != "" {
 		return "", fmt.Errorf("--to %q: a digest needs at least 7 lower-case hex digits after sha256:", prefix)
@@ -142,9 +143,9 @@ type ImageReleaseInfo struct {
 
 // ImageReleases lists the app's image releases on a host from its history, oldest first, with whether each
 // is live, failed and still on the host, and returns the history too.
-func ImageReleases(ctx context.Context, c runner, app *inventory.App) ([]ImageReleaseInfo, []HistoryEntry, error) {
-	l := Layout{Path: app.Path}
-	hist, err := ReadHistory(ctx, c, l)
+func ImageReleases(ctx context.Context, c HostConn, app *inventory.App) ([]ImageReleaseInfo, []release.HistoryEntry, error) {
+	l := release.Layout{Path: app.Path}
+	hist, err := release.ReadHistory(ctx, c, l)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -166,7 +167,7 @@ func ImageReleases(ctx context.Context, c runner, app *inventory.App) ([]ImageRe
 			present[imageKey(im.Repository, im.Digest)] = true
 		}
 	}
-	failed := FailedIDs(hist)
+	failed := release.FailedIDs(hist)
 	var out []ImageReleaseInfo
 	index := map[string]int{}
 	for _, e := range hist {
@@ -204,9 +205,9 @@ type ImageState struct {
 }
 
 // ImageStatus reads an image app's live release, pinned image and containers on a host. It changes nothing.
-func ImageStatus(ctx context.Context, c runner, app *inventory.App) (*ImageState, error) {
-	l := Layout{Path: app.Path}
-	hist, err := ReadHistory(ctx, c, l)
+func ImageStatus(ctx context.Context, c HostConn, app *inventory.App) (*ImageState, error) {
+	l := release.Layout{Path: app.Path}
+	hist, err := release.ReadHistory(ctx, c, l)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +215,7 @@ func ImageStatus(ctx context.Context, c runner, app *inventory.App) (*ImageState
 	if st.Live, err = LiveImage(hist); err != nil {
 		return nil, err
 	}
-	res, err := c.Run(ctx, script(`[ -f "$1" ] && cat "$1" || true`, l.Path+"/"+compose.OverrideFile))
+	res, err := c.Run(ctx, remote.Script(`[ -f "$1" ] && cat "$1" || true`, l.Path+"/"+compose.OverrideFile))
 	if err != nil {
 		return nil, fmt.Errorf("read override: %w", err)
 	}

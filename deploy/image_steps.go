@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/skiffdeploy/skiff/compose"
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
 // composeRunner lets compose.Detect run its probes over the host's connection.
-type composeRunner struct{ c runner }
+type composeRunner struct{ c HostConn }
 
 // Run runs argv on the host and returns its standard output.
 func (cr composeRunner) Run(ctx context.Context, argv []string, stdin io.Reader) ([]byte, error) {
@@ -113,12 +114,12 @@ func (r *imageRun) prepareCompose(ctx context.Context) error {
 
 // composePresentCommand fails with status 1 when the host has no compose file for the app.
 func (r *imageRun) composePresentCommand() remote.Command {
-	return script(`[ -f "$1" ]`, r.composeFile())
+	return remote.Script(`[ -f "$1" ]`, r.composeFile())
 }
 
 // uploadCommand writes the app's compose file, which it carries on standard input.
 func (r *imageRun) uploadCommand() remote.Command {
-	cmd := script(writeFileScript, r.composeFile())
+	cmd := remote.Script(writeFileScript, r.composeFile())
 	cmd.Stdin = bytes.NewReader(r.img.ComposeYAML)
 	return cmd
 }
@@ -168,7 +169,7 @@ func (r *imageRun) pull(ctx context.Context) (ImageRelease, error) {
 		return ImageRelease{}, err
 	}
 	return ImageRelease{
-		ID:     NewReleaseID(time.Now(), strings.TrimPrefix(digest, "sha256:")[:12]),
+		ID:     release.NewReleaseID(time.Now(), strings.TrimPrefix(digest, "sha256:")[:12]),
 		Image:  ref.Repository,
 		Tag:    ref.Tag,
 		Digest: digest,
@@ -204,7 +205,7 @@ func (r *imageRun) login(ctx context.Context, docker compose.Docker, server, use
 
 // configDirCommand creates skiff's docker config directory, readable by its owner only.
 func configDirCommand(dir string) remote.Command {
-	return script(`umask 077 && mkdir -p "$1"`, dir)
+	return remote.Script(`umask 077 && mkdir -p "$1"`, dir)
 }
 
 // logout removes the credentials login stored, whatever happened to the pull.
@@ -248,7 +249,7 @@ func (r *imageRun) pinCommand(rel ImageRelease, back bool) (remote.Command, erro
 	if back {
 		mode = "restore"
 	}
-	cmd := script(pinScript, r.overrideFile(), r.composeFile(), r.snapshot(rel.ID), mode)
+	cmd := remote.Script(pinScript, r.overrideFile(), r.composeFile(), r.snapshot(rel.ID), mode)
 	cmd.Stdin = bytes.NewReader(override)
 	return cmd, nil
 }

@@ -16,12 +16,6 @@ import (
 	"github.com/skiffdeploy/skiff/supervisor"
 )
 
-// probeConn is what Probe needs from a connection to a target.
-type probeConn interface {
-	Run(ctx context.Context, cmd remote.Command) (*remote.Result, error)
-	Dial(ctx context.Context, network, addr string) (net.Conn, error)
-}
-
 // Facts is what `skiff check` learns about a target: who we are there and which of the tools skiff drives
 // are present. Empty fields mean "not found".
 type Facts struct {
@@ -81,7 +75,7 @@ func NeedsOf(inv *inventory.Inventory, host string) Needs {
 
 // Probe gathers Facts from a target over an established connection and checks them against needs. Every
 // supervisord address is dialled from the target's side, exactly as a deploy will reach it.
-func Probe(ctx context.Context, c probeConn, needs Needs) (*Facts, error) {
+func Probe(ctx context.Context, c HostConn, needs Needs) (*Facts, error) {
 	res, err := c.Run(ctx, remote.Command{Script: probeScript})
 	if err != nil {
 		return nil, fmt.Errorf("probe: %w", err)

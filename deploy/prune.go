@@ -13,6 +13,7 @@ import (
 
 	"github.com/skiffdeploy/skiff/compose"
 	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
@@ -75,7 +76,7 @@ type PruneReport struct {
 
 // pruner is one prune on one host.
 type pruner struct {
-	c    runner
+	c    HostConn
 	host string
 	opts *Options
 	rep  *PruneReport
@@ -97,7 +98,7 @@ func (p *pruner) logf(format string, args ...any) {
 // An image Docker refuses to remove is reported, not an error. Apps never deployed to the host are skipped.
 // In a dry run nothing is locked or removed (a held lock still fails), and the report lists exactly what a
 // real run would remove.
-func Prune(ctx context.Context, c runner, host string, scope PruneScope, opts *Options) *PruneReport {
+func Prune(ctx context.Context, c HostConn, host string, scope PruneScope, opts *Options) *PruneReport {
 	start := time.Now()
 	p := &pruner{c: c, host: host, opts: opts, rep: &PruneReport{DryRun: opts.DryRun, Images: []PrunedImage{}}}
 	p.rep.Err = p.prune(ctx, scope)
@@ -114,7 +115,7 @@ func (p *pruner) prune(ctx context.Context, scope PruneScope) error {
 		return err
 	}
 	var errs []error
-	var locks []*Lock
+	var locks []*release.Lock
 	blocked := map[string]bool{}
 	for _, app := range targets {
 		lk, err := p.lock(ctx, app)
@@ -171,7 +172,7 @@ func (p *pruner) deployed(ctx context.Context, apps []*inventory.App) ([]*invent
 	for i, a := range apps {
 		dirs[i] = a.Path
 	}
-	res, err := p.c.Run(ctx, script(deployedScript, dirs...))
+	res, err := p.c.Run(ctx, remote.Script(deployedScript, dirs...))
 	if err != nil {
 		return nil, fmt.Errorf("look for the apps' directories: %w", err)
 	}
@@ -188,10 +189,10 @@ func (p *pruner) deployed(ctx context.Context, apps []*inventory.App) ([]*invent
 }
 
 // lock takes the app's lock; a dry run only checks that it is free, so that it fails where a real run would.
-func (p *pruner) lock(ctx context.Context, app *inventory.App) (*Lock, error) {
-	l := Layout{Path: app.Path}
+func (p *pruner) lock(ctx context.Context, app *inventory.App) (*release.Lock, error) {
+	l := release.Layout{Path: app.Path}
 	if p.opts.DryRun {
-		held, err := LockStatus(ctx, p.c, l, app.Timeout.Duration)
+		held, err := release.LockStatus(ctx, p.c, l, app.Timeout.Duration)
 		if err != nil {
 			return nil, err
 		}
@@ -200,7 +201,7 @@ func (p *pruner) lock(ctx context.Context, app *inventory.App) (*Lock, error) {
 		}
 		return nil, nil
 	}
-	return AcquireLock(ctx, p.c, l, LockOwner{
+	return release.AcquireLock(ctx, p.c, l, release.LockOwner{
 		Operator: p.opts.Operator, Machine: p.opts.Machine, PID: p.opts.PID, Origin: p.opts.Origin, Op: "prune", App: app.Name,
 	}, app.Timeout.Duration)
 }
@@ -217,24 +218,24 @@ func (p *pruner) run(ctx context.Context, cmd remote.Command) error {
 
 // pruneReleases removes a source app's releases beyond retention and the incomplete ones.
 func (p *pruner) pruneReleases(ctx context.Context, app *inventory.App) error {
-	l := Layout{Path: app.Path}
-	ids, err := ListReleases(ctx, p.c, l)
+	l := release.Layout{Path: app.Path}
+	ids, err := release.ListReleases(ctx, p.c, l)
 	if err != nil || len(ids) == 0 {
 		return err
 	}
-	cur, err := ReadCurrent(ctx, p.c, l)
+	cur, err := release.ReadCurrent(ctx, p.c, l)
 	if err != nil {
 		return err
 	}
-	hist, err := ReadHistory(ctx, p.c, l)
+	hist, err := release.ReadHistory(ctx, p.c, l)
 	if err != nil {
 		return err
 	}
-	complete, err := listIDs(ctx, p.c, l.Manifests(), "-f", "")
+	complete, err := release.ListIDs(ctx, p.c, l.Manifests(), "-f", "")
 	if err != nil {
 		return err
 	}
-	plan := PlanReleases(app.Name, ids, complete, cur, previousRelease(onlyComplete(ids, complete), hist, cur), FailedIDs(hist), app.KeepReleases)
+	plan := PlanReleases(app.Name, ids, complete, cur, previousRelease(release.OnlyComplete(ids, complete), hist, cur), release.FailedIDs(hist), app.KeepReleases)
 	if len(plan) == 0 {
 		return nil
 	}
@@ -243,7 +244,7 @@ func (p *pruner) pruneReleases(ctx context.Context, app *inventory.App) error {
 		remove[i] = r.ID
 		p.logf("%s %s release %s (%s)", p.verb(), app.Name, r.ID, r.Reason)
 	}
-	if err := p.run(ctx, RemoveReleasesCommand(l, remove)); err != nil {
+	if err := p.run(ctx, release.RemoveReleasesCommand(l, remove)); err != nil {
 		return fmt.Errorf("remove releases: %w", err)
 	}
 	p.rep.Releases = append(p.rep.Releases, plan...)
@@ -261,13 +262,13 @@ func (p *pruner) verb() string {
 // apps' releases whose images are no longer kept.
 func (p *pruner) pruneImages(ctx context.Context, all, targets []*inventory.App) error {
 	policy := ImagePolicy{Now: time.Now()}
-	hists := map[string][]HistoryEntry{}
+	hists := map[string][]release.HistoryEntry{}
 	kept := map[string][]ImageRelease{}
 	for _, app := range all {
 		if app.Kind != inventory.KindImage {
 			continue
 		}
-		hist, err := ReadHistory(ctx, p.c, Layout{Path: app.Path})
+		hist, err := release.ReadHistory(ctx, p.c, release.Layout{Path: app.Path})
 		if err != nil {
 			return fmt.Errorf("app %s: %w", app.Name, err)
 		}
@@ -455,9 +456,9 @@ const removeSnapshotsScript = `set -e; cd "$1"; shift; for id in "$@"; do rm -f 
 
 // pruneSnapshots removes the compose file snapshots of an image app's releases whose images are not kept:
 // a rollback to them is no longer possible.
-func (p *pruner) pruneSnapshots(ctx context.Context, app *inventory.App, hist []HistoryEntry, kept []ImageRelease) error {
-	dir := path.Join(Layout{Path: app.Path}.SkiffDir(), "compose")
-	have, err := listIDs(ctx, p.c, dir, "-f", ".yaml")
+func (p *pruner) pruneSnapshots(ctx context.Context, app *inventory.App, hist []release.HistoryEntry, kept []ImageRelease) error {
+	dir := path.Join(release.Layout{Path: app.Path}.SkiffDir(), "compose")
+	have, err := release.ListIDs(ctx, p.c, dir, "-f", ".yaml")
 	if err != nil {
 		return err
 	}
@@ -475,7 +476,7 @@ func (p *pruner) pruneSnapshots(ctx context.Context, app *inventory.App, hist []
 	for _, id := range remove {
 		p.logf("%s %s compose snapshot %s (%s)", p.verb(), app.Name, id, ReasonImageGone)
 	}
-	if err := p.run(ctx, script(removeSnapshotsScript, append([]string{dir}, remove...)...)); err != nil {
+	if err := p.run(ctx, remote.Script(removeSnapshotsScript, append([]string{dir}, remove...)...)); err != nil {
 		return fmt.Errorf("remove compose snapshots: %w", err)
 	}
 	for _, id := range remove {

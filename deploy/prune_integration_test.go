@@ -15,6 +15,7 @@ import (
 
 	"github.com/skiffdeploy/skiff/internal/testenv"
 	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
@@ -84,14 +85,14 @@ func TestPrune_ImagesIntegration(t *testing.T) {
 	}
 
 	t.Run("held lock removes nothing", func(t *testing.T) {
-		lk, err := AcquireLock(context.Background(), a.conn, Layout{Path: a.app.Path}, LockOwner{Operator: "other", Op: "deploy", App: a.app.Name}, time.Hour)
+		lk, err := release.AcquireLock(context.Background(), a.conn, release.Layout{Path: a.app.Path}, release.LockOwner{Operator: "other", Op: "deploy", App: a.app.Name}, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer lk.Release(context.Background())
 		for _, dryRun := range []bool{true, false} {
 			rep := prune(dryRun)
-			var le *LockedError
+			var le *release.LockedError
 			if !errors.As(rep.Err, &le) || le.Owner == nil || le.Owner.Operator != "other" {
 				t.Fatalf("dry run %v: err %v, want the lock held by other", dryRun, rep.Err)
 			}
@@ -163,7 +164,7 @@ func TestPrune_SourceReleasesIntegration(t *testing.T) {
 	app := &inventory.App{Name: "api", Kind: inventory.KindSource, Hosts: []string{h.Name}, Path: dir, KeepReleases: 2, Timeout: inventory.Duration{Duration: time.Minute}}
 	// ghost is on the host in the inventory but was never deployed there: prune must not create its directory.
 	ghost := &inventory.App{Name: "ghost", Kind: inventory.KindSource, Hosts: []string{h.Name}, Path: dir + "-ghost", KeepReleases: 2}
-	l := Layout{Path: dir}
+	l := release.Layout{Path: dir}
 	r := func(n int) string { return "2026110" + string(rune('0'+n)) + "T000000Z" }
 	ctx := context.Background()
 	// r1..r6 complete; r5 failed and rolled back to r4; r6 went live after r4; r7 was killed while shipping.
@@ -171,26 +172,26 @@ func TestPrune_SourceReleasesIntegration(t *testing.T) {
 mkdir -p "$1" && cd "$1"; shift
 mkdir -p releases .skiff/manifests
 for id in "$@"; do mkdir -p "releases/$id"; echo "$id" > "releases/$id/VERSION"; echo "{}" > ".skiff/manifests/$id"; done`
-	if _, err := conn.Run(ctx, script(layout, dir, r(1), r(2), r(3), r(4), r(5), r(6))); err != nil {
+	if _, err := conn.Run(ctx, remote.Script(layout, dir, r(1), r(2), r(3), r(4), r(5), r(6))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Run(ctx, SwitchCommand(l, r(6))); err != nil {
+	if _, err := conn.Run(ctx, release.SwitchCommand(l, r(6))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Run(ctx, script(`mkdir -p "$1/releases/$2/half"`, dir, r(7))); err != nil {
+	if _, err := conn.Run(ctx, remote.Script(`mkdir -p "$1/releases/$2/half"`, dir, r(7))); err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range []HistoryEntry{
-		{Op: "deploy", ID: r(1), Result: ResultOK},
-		{Op: "deploy", ID: r(2), Previous: r(1), Result: ResultOK},
-		{Op: "deploy", ID: r(3), Previous: r(2), Result: ResultOK},
-		{Op: "deploy", ID: r(4), Previous: r(3), Result: ResultOK},
-		{Op: "deploy", ID: r(5), Previous: r(4), Result: ResultFailed},
-		{Op: "rollback", ID: r(4), Previous: r(5), Result: ResultOK},
-		{Op: "deploy", ID: r(6), Previous: r(4), Result: ResultOK},
+	for _, e := range []release.HistoryEntry{
+		{Op: "deploy", ID: r(1), Result: release.ResultOK},
+		{Op: "deploy", ID: r(2), Previous: r(1), Result: release.ResultOK},
+		{Op: "deploy", ID: r(3), Previous: r(2), Result: release.ResultOK},
+		{Op: "deploy", ID: r(4), Previous: r(3), Result: release.ResultOK},
+		{Op: "deploy", ID: r(5), Previous: r(4), Result: release.ResultFailed},
+		{Op: "rollback", ID: r(4), Previous: r(5), Result: release.ResultOK},
+		{Op: "deploy", ID: r(6), Previous: r(4), Result: release.ResultOK},
 	} {
 		e.App = app.Name
-		if err := AppendHistory(ctx, conn, l, e); err != nil {
+		if err := release.AppendHistory(ctx, conn, l, e); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -200,7 +201,7 @@ for id in "$@"; do mkdir -p "releases/$id"; echo "$id" > "releases/$id/VERSION";
 		return Prune(ctx, conn, h.Name, PruneScope{Apps: []*inventory.App{app, ghost}}, opts)
 	}
 	list := func() []string {
-		ids, err := ListReleases(ctx, conn, l)
+		ids, err := release.ListReleases(ctx, conn, l)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,11 +224,11 @@ for id in "$@"; do mkdir -p "releases/$id"; echo "$id" > "releases/$id/VERSION";
 		t.Fatalf("dry run removed releases: %v left of %v", got, everything)
 	}
 
-	lk, err := AcquireLock(ctx, conn, l, LockOwner{Operator: "other", Op: "deploy", App: "api"}, time.Hour)
+	lk, err := release.AcquireLock(ctx, conn, l, release.LockOwner{Operator: "other", Op: "deploy", App: "api"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var le *LockedError
+	var le *release.LockedError
 	if held := prune(false); !errors.As(held.Err, &le) || len(held.Releases) != 0 {
 		t.Fatalf("under a held lock: %v, removed %+v", held.Err, held.Releases)
 	}
@@ -245,7 +246,7 @@ for id in "$@"; do mkdir -p "releases/$id"; echo "$id" > "releases/$id/VERSION";
 	if got := list(); !reflect.DeepEqual(got, []string{r(4), r(6)}) {
 		t.Fatalf("releases left %v, want current %s and previous %s", got, r(6), r(4))
 	}
-	if cur, err := ReadCurrent(ctx, conn, l); err != nil || cur != r(6) {
+	if cur, err := release.ReadCurrent(ctx, conn, l); err != nil || cur != r(6) {
 		t.Fatalf("current %s, %v; want %s", cur, err, r(6))
 	}
 	for _, id := range []string{r(1), r(5)} {

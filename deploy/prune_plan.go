@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/skiffdeploy/skiff/compose"
+	"github.com/skiffdeploy/skiff/release"
 )
 
 // The pure half of prune: given what a host holds and what its apps' histories say, decide what goes. Nothing
@@ -16,12 +17,12 @@ import (
 // live one (that of the last successful deploy or rollback) and the keep newest other images of successful
 // deploys and rollbacks, so that keep rollbacks stay possible. Each image counts once, however often it was
 // deployed; failed deploys never count.
-func KeptImages(hist []HistoryEntry, keep int) ([]ImageRelease, error) {
+func KeptImages(hist []release.HistoryEntry, keep int) ([]ImageRelease, error) {
 	var out []ImageRelease
 	seen := map[string]bool{}
 	for i := len(hist) - 1; i >= 0 && len(out) < keep+1; i-- {
 		e := hist[i]
-		if e.Result != ResultOK || e.Digest == "" {
+		if e.Result != release.ResultOK || e.Digest == "" {
 			continue
 		}
 		rel, err := releaseOf(e)
@@ -37,7 +38,7 @@ func KeptImages(hist []HistoryEntry, keep int) ([]ImageRelease, error) {
 }
 
 // keptIDs returns every release id in hist whose image is one of kept: the compose file snapshots to keep.
-func keptIDs(hist []HistoryEntry, kept []ImageRelease) map[string]bool {
+func keptIDs(hist []release.HistoryEntry, kept []ImageRelease) map[string]bool {
 	keys := map[string]bool{}
 	for _, rel := range kept {
 		keys[imageKey(rel.Image, rel.Digest)] = true
@@ -246,7 +247,7 @@ func PlanReleases(app string, ids []string, complete map[string]bool, current, p
 		}
 		whole = append(whole, id)
 	}
-	for _, id := range Retain(whole, current, previous, failed, keep) {
+	for _, id := range release.Retain(whole, current, previous, failed, keep) {
 		reason := ReasonRetention
 		if failed[id] {
 			reason = ReasonFailed
@@ -259,7 +260,7 @@ func PlanReleases(app string, ids []string, complete map[string]bool, current, p
 
 // previousRelease is the release a rollback from current would go to, or "" when there is none: prune never
 // removes it.
-func previousRelease(ids []string, hist []HistoryEntry, current string) string {
+func previousRelease(ids []string, hist []release.HistoryEntry, current string) string {
 	if current == "" {
 		return ""
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/skiffdeploy/skiff/compose"
 	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
@@ -18,8 +19,8 @@ func hex64(c string) string { return "sha256:" + strings.Repeat(c, 64) }
 const pruneRepo = "registry.example.com/shop/app"
 
 // imageEntry is a history line of an image app: release id, digest letter, result.
-func imageEntry(op, id, d, result string) HistoryEntry {
-	return HistoryEntry{Op: op, ID: id, Result: result, Image: pruneRepo, Tag: "t" + d, Digest: hex64(d)}
+func imageEntry(op, id, d, result string) release.HistoryEntry {
+	return release.HistoryEntry{Op: op, ID: id, Result: result, Image: pruneRepo, Tag: "t" + d, Digest: hex64(d)}
 }
 
 func digestsOf(rels []ImageRelease) []string {
@@ -38,15 +39,15 @@ func TestKeptImages_Retention(t *testing.T) {
 		id4 = "20261104T000000Z-444444444444"
 		id5 = "20261105T000000Z-555555555555"
 	)
-	four := []HistoryEntry{
-		imageEntry("deploy", id1, "1", ResultOK),
-		imageEntry("deploy", id2, "2", ResultOK),
-		imageEntry("deploy", id3, "3", ResultOK),
-		imageEntry("deploy", id4, "4", ResultOK),
+	four := []release.HistoryEntry{
+		imageEntry("deploy", id1, "1", release.ResultOK),
+		imageEntry("deploy", id2, "2", release.ResultOK),
+		imageEntry("deploy", id3, "3", release.ResultOK),
+		imageEntry("deploy", id4, "4", release.ResultOK),
 	}
 	for _, tc := range []struct {
 		name string
-		hist []HistoryEntry
+		hist []release.HistoryEntry
 		keep int
 		want []string // digest letters, newest first
 	}{
@@ -54,18 +55,18 @@ func TestKeptImages_Retention(t *testing.T) {
 		{name: "live plus keep previous", hist: four, keep: 2, want: []string{"4", "3", "2"}},
 		{name: "keep one", hist: four, keep: 1, want: []string{"4", "3"}},
 		{name: "keep more than there are", hist: four, keep: 9, want: []string{"4", "3", "2", "1"}},
-		{name: "failed deploy does not count", keep: 1, hist: append(append([]HistoryEntry{}, four...),
-			imageEntry("deploy", id5, "5", ResultFailed), imageEntry("rollback", id4, "4", ResultOK)),
+		{name: "failed deploy does not count", keep: 1, hist: append(append([]release.HistoryEntry{}, four...),
+			imageEntry("deploy", id5, "5", release.ResultFailed), imageEntry("rollback", id4, "4", release.ResultOK)),
 			want: []string{"4", "3"}},
-		{name: "live after a rollback is kept and counted once", keep: 1, hist: append(append([]HistoryEntry{}, four...),
-			imageEntry("rollback", id2, "2", ResultOK)),
+		{name: "live after a rollback is kept and counted once", keep: 1, hist: append(append([]release.HistoryEntry{}, four...),
+			imageEntry("rollback", id2, "2", release.ResultOK)),
 			want: []string{"2", "4"}},
-		{name: "redeploys of one image count once", keep: 1, hist: []HistoryEntry{
-			imageEntry("deploy", id1, "1", ResultOK), imageEntry("deploy", id2, "2", ResultOK),
-			imageEntry("deploy", id2, "2", ResultOK), imageEntry("deploy", id2, "2", ResultOK)},
+		{name: "redeploys of one image count once", keep: 1, hist: []release.HistoryEntry{
+			imageEntry("deploy", id1, "1", release.ResultOK), imageEntry("deploy", id2, "2", release.ResultOK),
+			imageEntry("deploy", id2, "2", release.ResultOK), imageEntry("deploy", id2, "2", release.ResultOK)},
 			want: []string{"2", "1"}},
-		{name: "a failed run without a digest is skipped", keep: 1, hist: append(append([]HistoryEntry{}, four...),
-			HistoryEntry{Op: "deploy", Result: ResultFailed, Tag: "v9", Image: pruneRepo}),
+		{name: "a failed run without a digest is skipped", keep: 1, hist: append(append([]release.HistoryEntry{}, four...),
+			release.HistoryEntry{Op: "deploy", Result: release.ResultFailed, Tag: "v9", Image: pruneRepo}),
 			want: []string{"4", "3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,7 +79,7 @@ func TestKeptImages_Retention(t *testing.T) {
 			}
 		})
 	}
-	if _, err := KeptImages([]HistoryEntry{{Op: "deploy", ID: id1, Result: ResultOK, Image: "Bad Repo", Digest: hex64("1")}}, 1); err == nil {
+	if _, err := KeptImages([]release.HistoryEntry{{Op: "deploy", ID: id1, Result: release.ResultOK, Image: "Bad Repo", Digest: hex64("1")}}, 1); err == nil {
 		t.Fatal("accepted a history entry with an invalid repository")
 	}
 }
@@ -269,13 +270,13 @@ func TestPreviousRelease_IsTheRollbackTarget(t *testing.T) {
 	ids := []string{"20261101T000000Z", "20261102T000000Z", "20261103T000000Z"}
 	for _, tc := range []struct {
 		name    string
-		hist    []HistoryEntry
+		hist    []release.HistoryEntry
 		current string
 		want    string
 	}{
 		{name: "no current", want: ""},
 		{name: "from history", current: ids[2], want: ids[0],
-			hist: []HistoryEntry{{Op: "deploy", ID: ids[2], Previous: ids[0], Result: ResultOK}}},
+			hist: []release.HistoryEntry{{Op: "deploy", ID: ids[2], Previous: ids[0], Result: release.ResultOK}}},
 		{name: "newest good older one without history", current: ids[2], want: ids[1]},
 		{name: "none older", current: ids[0], want: ""},
 	} {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/release"
 )
 
 // RollbackSource makes an earlier release live again on one host: opts.To, or the release that was live
@@ -17,21 +18,21 @@ func RollbackSource(ctx context.Context, c HostConn, app *inventory.App, host st
 }
 
 func (r *hostRun) rollbackSource(ctx context.Context) error {
-	cur, err := ReadCurrent(ctx, r.c, r.l)
+	cur, err := release.ReadCurrent(ctx, r.c, r.l)
 	if err != nil {
 		return err
 	}
 	r.out.Before, r.out.After = cur, cur
-	ids, err := ListReleases(ctx, r.c, r.l)
+	ids, err := release.ListReleases(ctx, r.c, r.l)
 	if err != nil {
 		return err
 	}
-	complete, err := CompleteReleases(ctx, r.c, r.l)
+	complete, err := release.CompleteReleases(ctx, r.c, r.l)
 	if err != nil {
 		return err
 	}
-	ids = onlyComplete(ids, complete)
-	hist, err := ReadHistory(ctx, r.c, r.l)
+	ids = release.OnlyComplete(ids, complete)
+	hist, err := release.ReadHistory(ctx, r.c, r.l)
 	if err != nil {
 		return err
 	}
@@ -41,7 +42,7 @@ func (r *hostRun) rollbackSource(ctx context.Context) error {
 	}
 	r.logf("rolling back %s -> %s", cur, to)
 	if err := r.activate(ctx, to, cur); err != nil {
-		entry := HistoryEntry{Op: ActionRollback, ID: to, Previous: cur, Result: ResultFailed, Error: err.Error()}
+		entry := release.HistoryEntry{Op: release.ActionRollback, ID: to, Previous: cur, Result: release.ResultFailed, Error: err.Error()}
 		if cur == "" {
 			return errors.Join(err, r.history(ctx, entry))
 		}
@@ -53,20 +54,20 @@ func (r *hostRun) rollbackSource(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("%w (%s put back)", err, cur), r.history(ctx, entry))
 	}
 	r.out.After = to
-	return r.history(ctx, HistoryEntry{Op: ActionRollback, ID: to, Previous: cur, Result: ResultOK})
+	return r.history(ctx, release.HistoryEntry{Op: release.ActionRollback, ID: to, Previous: cur, Result: release.ResultOK})
 }
 
 // RollbackTarget picks the release a rollback goes to. Without to it is the release that was live before
 // cur according to history, or else the newest good release older than cur.
-func RollbackTarget(ids []string, hist []HistoryEntry, cur, to string, force bool) (string, error) {
+func RollbackTarget(ids []string, hist []release.HistoryEntry, cur, to string, force bool) (string, error) {
 	present := map[string]bool{}
 	for _, id := range ids {
 		present[id] = true
 	}
-	failed := FailedIDs(hist)
+	failed := release.FailedIDs(hist)
 	if to != "" {
 		switch {
-		case !ValidReleaseID(to):
+		case !release.ValidReleaseID(to):
 			return "", fmt.Errorf("--to %q is not a release id (like 20261122T101500Z)", to)
 		case !present[to]:
 			return "", fmt.Errorf("release %s is not a complete release on the host (have %v)", to, ids)
@@ -79,7 +80,7 @@ func RollbackTarget(ids []string, hist []HistoryEntry, cur, to string, force boo
 	}
 	for i := len(hist) - 1; i >= 0; i-- {
 		e := hist[i]
-		if e.ID == cur && e.Result == ResultOK && e.Previous != "" && present[e.Previous] && !failed[e.Previous] {
+		if e.ID == cur && e.Result == release.ResultOK && e.Previous != "" && present[e.Previous] && !failed[e.Previous] {
 			return e.Previous, nil
 		}
 	}

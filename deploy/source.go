@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 
 	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/release"
+	"github.com/skiffdeploy/skiff/ship"
 )
 
 // DeploySource ships opts.Manifest (scanned from opts.SourceDir) to one host as release opts.ReleaseID and
@@ -24,7 +26,7 @@ func DeploySource(ctx context.Context, c HostConn, app *inventory.App, host stri
 
 func (r *hostRun) deploySource(ctx context.Context) error {
 	id := r.opts.ReleaseID
-	prev, err := ReadCurrent(ctx, r.c, r.l)
+	prev, err := release.ReadCurrent(ctx, r.c, r.l)
 	if err != nil {
 		return err
 	}
@@ -38,13 +40,13 @@ func (r *hostRun) deploySource(ctx context.Context) error {
 		if errors.As(err, &local) {
 			return local.err // the source tree's fault, not the host's: nothing goes into its history
 		}
-		return errors.Join(err, r.history(ctx, HistoryEntry{Op: ActionDeploy, ID: id, Previous: prev, Result: ResultFailed, Revision: r.opts.Revision, Error: err.Error()}))
+		return errors.Join(err, r.history(ctx, release.HistoryEntry{Op: release.ActionDeploy, ID: id, Previous: prev, Result: release.ResultFailed, Revision: r.opts.Revision, Error: err.Error()}))
 	}
 	if err := r.activate(ctx, id, prev); err != nil {
 		return r.revert(ctx, id, prev, err)
 	}
 	r.out.After = id
-	if err := r.history(ctx, HistoryEntry{Op: ActionDeploy, ID: id, Previous: prev, Result: ResultOK, Revision: r.opts.Revision}); err != nil {
+	if err := r.history(ctx, release.HistoryEntry{Op: release.ActionDeploy, ID: id, Previous: prev, Result: release.ResultOK, Revision: r.opts.Revision}); err != nil {
 		return err
 	}
 	return r.retain(ctx, id, prev)
@@ -57,7 +59,7 @@ func (e *scanError) Error() string { return e.err.Error() }
 func (e *scanError) Unwrap() error { return e.err }
 
 // manifest is the scanned source tree, once the scan is done.
-func (r *hostRun) manifest(ctx context.Context) (*Manifest, error) {
+func (r *hostRun) manifest(ctx context.Context) (*ship.Manifest, error) {
 	if r.opts.Scan == nil {
 		return r.opts.Manifest, nil
 	}
@@ -72,16 +74,16 @@ func (r *hostRun) manifest(ctx context.Context) (*Manifest, error) {
 // release is cloned from the live one while the live one's manifest is read and the scan finishes.
 func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 	id := r.opts.ReleaseID
-	if !r.opts.DryRun && leftoverRelease(ctx, r.c, r.l, id) {
+	if !r.opts.DryRun && release.LeftoverRelease(ctx, r.c, r.l, id) {
 		// A release dir of the same id that is not current can only be the remains of a killed run.
-		if err := r.run(ctx, RemoveReleasesCommand(r.l, []string{id})); err != nil {
+		if err := r.run(ctx, release.RemoveReleasesCommand(r.l, []string{id})); err != nil {
 			return err
 		}
 	}
 	cloned := make(chan error, 1)
 	if prev != "" && !r.opts.DryRun {
 		go func() {
-			_, err := r.c.Run(ctx, CloneReleaseCommand(r.l, prev, id)) // its stderr comes back in err
+			_, err := r.c.Run(ctx, ship.CloneReleaseCommand(r.l, prev, id)) // its stderr comes back in err
 			cloned <- err
 		}()
 	} else {
@@ -96,7 +98,7 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 	}
 	if base == nil && prev != "" && !r.opts.DryRun {
 		// The live release has no manifest (an older tool's): every file is sent, into an empty release.
-		if err := r.run(ctx, RemoveReleasesCommand(r.l, []string{id})); err != nil {
+		if err := r.run(ctx, release.RemoveReleasesCommand(r.l, []string{id})); err != nil {
 			return err
 		}
 	}
@@ -104,7 +106,7 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 		prev = ""
 	}
 	err = r.step("upload", func() error {
-		stats, err := Ship(ctx, r.c, r.opts.SourceDir, m, r.l, id, prev, base, ShipOptions{
+		stats, err := ship.Ship(ctx, r.c, r.opts.SourceDir, m, r.l, id, prev, base, ship.ShipOptions{
 			DryRun: r.opts.DryRun,
 			Plan:   func(op, p string) { r.logf("would %s %s", op, p) },
 			Cloned: base != nil && !r.opts.DryRun,
@@ -122,7 +124,7 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 			if err := r.seedShared(ctx); err != nil {
 				return err
 			}
-			return r.run(ctx, SharedCommand(r.l, id, r.app.Shared))
+			return r.run(ctx, release.SharedCommand(r.l, id, r.app.Shared))
 		})
 		if err != nil {
 			return err
@@ -133,10 +135,10 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 
 // baseAndSource reads the manifest of the live release prev (nil when there is none, or it has none) and
 // waits for the scan of the source tree.
-func (r *hostRun) baseAndSource(ctx context.Context, prev string) (base, m *Manifest, err error) {
+func (r *hostRun) baseAndSource(ctx context.Context, prev string) (base, m *ship.Manifest, err error) {
 	if prev != "" {
-		base, err = ReadManifest(ctx, r.c, r.l, prev)
-		if errors.Is(err, ErrNoManifest) {
+		base, err = ship.ReadManifest(ctx, r.c, r.l, prev)
+		if errors.Is(err, ship.ErrNoManifest) {
 			base, err = nil, nil
 		}
 		if err != nil {
@@ -224,7 +226,7 @@ func (r *hostRun) hooks(ctx context.Context, name string, hooks []string, id, pr
 // activate switches current from prev to id, restarts the programs, checks the app and runs the after_switch
 // hooks (which see prev as SKIFF_PREVIOUS, as the before_switch hooks do).
 func (r *hostRun) activate(ctx context.Context, id, prev string) error {
-	if err := r.step("switch", func() error { return r.run(ctx, SwitchCommand(r.l, id)) }); err != nil {
+	if err := r.step("switch", func() error { return r.run(ctx, release.SwitchCommand(r.l, id)) }); err != nil {
 		return err
 	}
 	if err := r.restart(ctx); err != nil {
@@ -239,16 +241,16 @@ func (r *hostRun) activate(ctx context.Context, id, prev string) error {
 // revert puts prev back after id failed once live, and records both in history.
 func (r *hostRun) revert(ctx context.Context, id, prev string, cause error) error {
 	r.logf("FAILED: %v", cause)
-	failed := HistoryEntry{Op: ActionDeploy, ID: id, Previous: prev, Result: ResultFailed, Revision: r.opts.Revision, Error: cause.Error()}
+	failed := release.HistoryEntry{Op: release.ActionDeploy, ID: id, Previous: prev, Result: release.ResultFailed, Revision: r.opts.Revision, Error: cause.Error()}
 	if prev == "" {
 		r.out.After = id
 		return errors.Join(cause, r.history(ctx, failed))
 	}
 	r.logf("rolling back to %s", prev)
 	err := r.activate(context.WithoutCancel(ctx), prev, id)
-	back := HistoryEntry{Op: ActionRollback, ID: prev, Previous: id, Result: ResultOK}
+	back := release.HistoryEntry{Op: release.ActionRollback, ID: prev, Previous: id, Result: release.ResultOK}
 	if err != nil {
-		back.Result, back.Error = ResultFailed, err.Error()
+		back.Result, back.Error = release.ResultFailed, err.Error()
 		r.out.After = prev
 		return errors.Join(cause, fmt.Errorf("rollback to %s also failed: %w", prev, err), r.history(ctx, failed), r.history(ctx, back))
 	}
@@ -259,7 +261,7 @@ func (r *hostRun) revert(ctx context.Context, id, prev string, cause error) erro
 // discard removes a release that never went live.
 func (r *hostRun) discard(ctx context.Context, id string) {
 	if !r.opts.DryRun {
-		_ = r.run(context.WithoutCancel(ctx), RemoveReleasesCommand(r.l, []string{id}))
+		_ = r.run(context.WithoutCancel(ctx), release.RemoveReleasesCommand(r.l, []string{id}))
 	}
 }
 
@@ -269,24 +271,24 @@ func (r *hostRun) retain(ctx context.Context, current, previous string) error {
 		return nil
 	}
 	return r.step("retain", func() error {
-		st, err := readRetention(ctx, r.c, r.l)
+		st, err := release.ReadRetention(ctx, r.c, r.l)
 		if err != nil {
 			return err
 		}
-		for _, t := range st.staleTrash {
+		for _, t := range st.StaleTrash {
 			r.logf("%s is left from an earlier deletion that did not finish; deleting it again", path.Join(r.l.Releases(), t))
 		}
-		failed := FailedIDs(st.hist)
-		for _, id := range st.ids {
-			failed[id] = failed[id] || !st.complete[id]
+		failed := release.FailedIDs(st.History)
+		for _, id := range st.IDs {
+			failed[id] = failed[id] || !st.Complete[id]
 		}
-		remove := Retain(st.ids, current, previous, failed, r.app.KeepReleases)
-		if len(remove) == 0 && len(st.staleTrash) == 0 {
+		remove := release.Retain(st.IDs, current, previous, failed, r.app.KeepReleases)
+		if len(remove) == 0 && len(st.StaleTrash) == 0 {
 			return nil
 		}
 		if len(remove) > 0 {
 			r.logf("removing old releases %v", remove)
 		}
-		return r.run(ctx, RetireReleasesCommand(r.l, remove, newShipToken()))
+		return r.run(ctx, release.RetireReleasesCommand(r.l, remove, release.NewToken()))
 	})
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/skiffdeploy/skiff/compose"
 	"github.com/skiffdeploy/skiff/deploy"
 	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/release"
+	"github.com/skiffdeploy/skiff/ship"
 )
 
 // DeployRequest asks for a new release of App on its hosts. A source app takes Source (default: the app's
@@ -135,15 +137,15 @@ func (a *appRun) deploySource(ctx context.Context, req DeployRequest) (*Report, 
 	// waits for the scan before it compares and sends. The hash cache is saved while they deploy, and again
 	// after if Ship hashed files (one host).
 	scanned, saved := make(chan struct{}), make(chan struct{})
-	var m *deploy.Manifest
+	var m *ship.Manifest
 	var scanErr error
-	var cache *deploy.HashCache
+	var cache *ship.HashCache
 	hostCount := make(chan int, 1) // how many hosts the notice names, known once --only-failed has narrowed them
 	oneHost := len(a.t.hosts) == 1
 	go func() {
 		defer close(saved)
-		cache = deploy.OpenHashCache(a.e.cfg.HashCache, a.opts.SourceDir)
-		m, scanErr = deploy.ScanApp(ctx, a.opts.SourceDir, app, cache, oneHost)
+		cache = ship.OpenHashCache(a.e.cfg.HashCache, a.opts.SourceDir)
+		m, scanErr = ship.ScanApp(ctx, a.opts.SourceDir, app, cache, oneHost)
 		if scanErr != nil {
 			scanErr = fmt.Errorf("deploy %s: %w", app.Name, scanErr)
 		} else {
@@ -152,7 +154,7 @@ func (a *appRun) deploySource(ctx context.Context, req DeployRequest) (*Report, 
 		close(scanned)
 		_ = cache.Save() // a cache that cannot be written only costs the next scan its time
 	}()
-	a.opts.Scan = func(ctx context.Context) (*deploy.Manifest, error) {
+	a.opts.Scan = func(ctx context.Context) (*ship.Manifest, error) {
 		select {
 		case <-scanned:
 			return m, scanErr
@@ -192,7 +194,7 @@ func (a *appRun) nameRelease(req DeployRequest) error {
 		rev = sha
 	}
 	a.opts.SourceDir, a.opts.Revision = dir, rev
-	a.opts.ReleaseID = deploy.NewReleaseID(started, sha)
+	a.opts.ReleaseID = release.NewReleaseID(started, sha)
 	return nil
 }
 
@@ -304,17 +306,17 @@ func (a *appRun) rollbackFleet(ctx context.Context, rep *Report, f flows) {
 // entry across all the app's hosts. A host with no entry of that run (its batch never started, or it could not
 // be reached) did not succeed either, and neither did one whose history cannot be read now.
 func (a *appRun) narrowToFailed(ctx context.Context) {
-	l := deploy.Layout{Path: a.t.app.Path}
+	l := release.Layout{Path: a.t.app.Path}
 	hosts := a.t.hosts
-	hists := make([][]deploy.HistoryEntry, len(hosts))
+	hists := make([][]release.HistoryEntry, len(hosts))
 	errs := deploy.ForEach(ctx, len(hosts), a.e.parallelOr(20), func(ctx context.Context, i int) error {
 		conn, err := a.e.conn(ctx, hosts[i])
 		if err == nil {
-			hists[i], err = deploy.ReadHistory(ctx, conn, l)
+			hists[i], err = release.ReadHistory(ctx, conn, l)
 		}
 		return err
 	})
-	var last deploy.HistoryEntry
+	var last release.HistoryEntry
 	for _, h := range hists {
 		for _, e := range h {
 			if e.Time.After(last.Time) {
@@ -337,20 +339,20 @@ func (a *appRun) narrowToFailed(ctx context.Context) {
 // entry of the same run, so looking at the last entry alone would call that run good; a deploy undone by
 // --rollback-fleet is two successful entries of the run, but the host is back on the old release and was
 // reported as failed, so it is deployed again too. A run of `skiff rollback` has no deploy to undo.
-func runSucceeded(hist []deploy.HistoryEntry, run string) bool {
+func runSucceeded(hist []release.HistoryEntry, run string) bool {
 	seen, deployed, undone := false, false, false
 	for _, e := range hist {
 		if e.Run != run {
 			continue
 		}
-		if e.Result != deploy.ResultOK {
+		if e.Result != release.ResultOK {
 			return false
 		}
 		seen = true
 		switch e.Op {
-		case deploy.ActionDeploy:
+		case release.ActionDeploy:
 			deployed, undone = true, false
-		case deploy.ActionRollback:
+		case release.ActionRollback:
 			undone = deployed
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/skiffdeploy/skiff/deploy"
 	"github.com/skiffdeploy/skiff/inventory"
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 	"github.com/skiffdeploy/skiff/supervisor"
 )
@@ -40,24 +41,24 @@ func (e *Engine) Releases(ctx context.Context, req AppRequest) (*Report, error) 
 }
 
 func sourceReleases(ctx context.Context, app *inventory.App, conn *remote.Conn, r *HostResult) error {
-	l := deploy.Layout{Path: app.Path}
-	cur, err := deploy.ReadCurrent(ctx, conn, l)
+	l := release.Layout{Path: app.Path}
+	cur, err := release.ReadCurrent(ctx, conn, l)
 	if err != nil {
 		return err
 	}
-	ids, err := deploy.ListReleases(ctx, conn, l)
+	ids, err := release.ListReleases(ctx, conn, l)
 	if err != nil {
 		return err
 	}
-	hist, err := deploy.ReadHistory(ctx, conn, l)
+	hist, err := release.ReadHistory(ctx, conn, l)
 	if err != nil {
 		return err
 	}
-	complete, err := deploy.CompleteReleases(ctx, conn, l)
+	complete, err := release.CompleteReleases(ctx, conn, l)
 	if err != nil {
 		return err
 	}
-	failed := deploy.FailedIDs(hist)
+	failed := release.FailedIDs(hist)
 	for _, id := range ids {
 		r.Releases = append(r.Releases, ReleaseInfo{ID: id, Current: id == cur, Failed: failed[id], Incomplete: !complete[id]})
 	}
@@ -84,7 +85,7 @@ func (e *Engine) Status(ctx context.Context, req AppRequest) (*Report, error) {
 	return e.inspect(ctx, "status", req, true, func(ctx context.Context, app *inventory.App, conn *remote.Conn, r *HostResult) error {
 		st := &AppStatus{}
 		r.Status = st
-		l := deploy.Layout{Path: app.Path}
+		l := release.Layout{Path: app.Path}
 		if app.Kind == inventory.KindImage {
 			img, err := deploy.ImageStatus(ctx, conn, app)
 			if err != nil {
@@ -95,7 +96,7 @@ func (e *Engine) Status(ctx context.Context, req AppRequest) (*Report, error) {
 				st.Current = img.Live.ID
 			}
 		} else {
-			cur, err := deploy.ReadCurrent(ctx, conn, l)
+			cur, err := release.ReadCurrent(ctx, conn, l)
 			if err != nil {
 				return err
 			}
@@ -106,7 +107,7 @@ func (e *Engine) Status(ctx context.Context, req AppRequest) (*Report, error) {
 				}
 			}
 		}
-		if held, err := deploy.LockStatus(ctx, conn, l, app.Timeout.Duration); err == nil && held != nil {
+		if held, err := release.LockStatus(ctx, conn, l, app.Timeout.Duration); err == nil && held != nil {
 			st.Lock = held.Error()
 		}
 		if err := deploy.CheckApp(ctx, conn, app.Check); err != nil {
@@ -179,18 +180,18 @@ func (e *Engine) programStates(ctx context.Context, conn *remote.Conn, sup inven
 
 // Lock reports who holds the app's deploy lock on each host; with release, it removes the lock (not in a dry
 // run) and says what it held.
-func (e *Engine) Lock(ctx context.Context, req AppRequest, release bool) (*Report, error) {
+func (e *Engine) Lock(ctx context.Context, req AppRequest, remove bool) (*Report, error) {
 	return e.inspect(ctx, "lock", req, false, func(ctx context.Context, app *inventory.App, conn *remote.Conn, r *HostResult) error {
-		l := deploy.Layout{Path: app.Path}
-		held, err := deploy.LockStatus(ctx, conn, l, app.Timeout.Duration)
+		l := release.Layout{Path: app.Path}
+		held, err := release.LockStatus(ctx, conn, l, app.Timeout.Duration)
 		if err != nil || held == nil {
 			return err
 		}
-		if !release || e.cfg.DryRun {
+		if !remove || e.cfg.DryRun {
 			r.Lock = held.Error()
 			return nil
 		}
-		if err := deploy.ForceReleaseLock(ctx, conn, l); err != nil {
+		if err := release.ForceReleaseLock(ctx, conn, l); err != nil {
 			return err
 		}
 		r.Released = held.Error()

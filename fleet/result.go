@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/skiffdeploy/skiff/deploy"
+	"github.com/skiffdeploy/skiff/release"
 )
 
 // The kinds of Event.
@@ -61,19 +62,19 @@ func (r *Report) Errs() []error {
 
 // HostResult is one host's outcome of a request. Which fields are set depends on the request.
 type HostResult struct {
-	Host       string                `json:"host"`
-	OK         bool                  `json:"ok"`
-	Error      string                `json:"error,omitempty"`
-	DurationMS int64                 `json:"duration_ms"`
-	Check      *deploy.Facts         `json:"check,omitempty"`
-	HostKey    string                `json:"host_key,omitempty"`
-	ExitStatus *int                  `json:"exit_status,omitempty"`
-	Stdout     string                `json:"stdout,omitempty"`
-	Stderr     string                `json:"stderr,omitempty"`
-	Releases   []ReleaseInfo         `json:"releases,omitempty"`
-	History    []deploy.HistoryEntry `json:"history,omitempty"`
-	Status     *AppStatus            `json:"status,omitempty"`
-	Lock       string                `json:"lock,omitempty"`
+	Host       string                 `json:"host"`
+	OK         bool                   `json:"ok"`
+	Error      string                 `json:"error,omitempty"`
+	DurationMS int64                  `json:"duration_ms"`
+	Check      *deploy.Facts          `json:"check,omitempty"`
+	HostKey    string                 `json:"host_key,omitempty"`
+	ExitStatus *int                   `json:"exit_status,omitempty"`
+	Stdout     string                 `json:"stdout,omitempty"`
+	Stderr     string                 `json:"stderr,omitempty"`
+	Releases   []ReleaseInfo          `json:"releases,omitempty"`
+	History    []release.HistoryEntry `json:"history,omitempty"`
+	Status     *AppStatus             `json:"status,omitempty"`
+	Lock       string                 `json:"lock,omitempty"`
 	// Released is set by `lock release` when it removed a lock: what the lock said.
 	Released string              `json:"released,omitempty"`
 	Pruned   *deploy.PruneReport `json:"pruned,omitempty"`

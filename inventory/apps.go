@@ -189,8 +189,8 @@ func (b *builder) supervisor(p keyPath, r rawSupervisor) Supervisor {
 		PasswordEnv: b.str(p.child("password_env"), r.PasswordEnv),
 	}
 	if r.URL.set {
-		if msg := supervisorURLProblem(s.URL); msg != "" {
-			b.ps.add(p.child("url"), "%q %s", s.URL, msg)
+		if shown, msg := supervisorURLProblem(s.URL); msg != "" {
+			b.ps.add(p.child("url"), "%q %s", shown, msg)
 		}
 	}
 	for _, prog := range s.Programs {
@@ -210,17 +210,20 @@ func (b *builder) supervisor(p keyPath, r rawSupervisor) Supervisor {
 	return s
 }
 
-// supervisorURLProblem says what is wrong with a supervisord URL, or "": its grammar is the supervisor
-// package's, and credentials belong in username and password_env, not in the file.
-func supervisorURLProblem(s string) string {
+// supervisorURLProblem says what is wrong with a supervisord URL, or "", and how to show the URL in that
+// message: its grammar is the supervisor package's, and credentials belong in username and password_env,
+// not in the file, nor in an error.
+func supervisorURLProblem(s string) (shown, problem string) {
 	a, err := supervisor.ParseURL(s)
 	switch {
+	case err != nil && a.URL != "":
+		return a.URL, err.Error()
 	case err != nil:
-		return err.Error()
+		return "(unparsable)", err.Error()
 	case a.Username != "" || a.Password != "":
-		return "must not hold credentials (set supervisor.username and supervisor.password_env)"
+		return a.URL, "must not hold credentials (set supervisor.username and supervisor.password_env)"
 	}
-	return ""
+	return s, ""
 }
 
 // validProgram accepts "name", "group:name" and "group:*".

@@ -32,6 +32,12 @@ type Command struct {
 	Stdout, Stderr func(line string)
 }
 
+// Script builds a command that runs a fixed shell script with its inputs as positional parameters ($1, $2,
+// …), so no value from the inventory, a tree or a target is ever spliced into shell text.
+func Script(text string, args ...string) Command {
+	return Command{Argv: append([]string{"sh", "-c", text, "skiff"}, args...)}
+}
+
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // String returns the exact command line sent to the target; dry runs print it.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/skiffdeploy/skiff/deploy"
+	"github.com/skiffdeploy/skiff/release"
 )
 
 func TestDeploy_FirstAndIncremental(t *testing.T) {
@@ -61,7 +61,7 @@ func TestDeploy_FirstAndIncremental(t *testing.T) {
 	}
 
 	hist, rels := a.history()
-	if len(hist) != 2 || hist[1].Op != "deploy" || hist[1].Result != deploy.ResultOK || hist[1].ID != second.After || hist[1].Previous != first.After {
+	if len(hist) != 2 || hist[1].Op != "deploy" || hist[1].Result != release.ResultOK || hist[1].ID != second.After || hist[1].Previous != first.After {
 		t.Errorf("history = %+v, want two ok deploys ending with %s <- %s", hist, second.After, first.After)
 	}
 	if len(rels) != 2 || !rels[1].Current || rels[1].ID != second.After {

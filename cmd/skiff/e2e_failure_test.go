@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/skiffdeploy/skiff/deploy"
+	"github.com/skiffdeploy/skiff/release"
 )
 
 func TestDeploy_BrokenReleaseRollsBack(t *testing.T) {
@@ -55,10 +55,10 @@ func TestDeploy_BrokenReleaseRollsBack(t *testing.T) {
 				t.Fatalf("history has %d entries, want deploy ok, deploy failed, rollback ok: %+v", len(hist), hist)
 			}
 			bad := hist[1]
-			if bad.Op != "deploy" || bad.Result != deploy.ResultFailed || bad.Previous != good.After || !strings.Contains(bad.Error, tc.want) {
+			if bad.Op != "deploy" || bad.Result != release.ResultFailed || bad.Previous != good.After || !strings.Contains(bad.Error, tc.want) {
 				t.Errorf("history[1] = %+v, want the failed deploy with its error", bad)
 			}
-			if back := hist[2]; back.Op != "rollback" || back.Result != deploy.ResultOK || back.ID != good.After || back.Previous != bad.ID {
+			if back := hist[2]; back.Op != "rollback" || back.Result != release.ResultOK || back.ID != good.After || back.Previous != bad.ID {
 				t.Errorf("history[2] = %+v, want the rollback %s <- %s", back, good.After, bad.ID)
 			}
 			i := slices.IndexFunc(rels, func(r releaseInfo) bool { return r.ID == bad.ID })
@@ -105,7 +105,7 @@ func TestDeploy_BeforeSwitchHookFails(t *testing.T) {
 	}
 	a.wantServing("good")
 	hist, _ := a.history()
-	if last := hist[len(hist)-1]; last.Result != deploy.ResultFailed || !strings.Contains(last.Error, "exit status 7") || last.Previous != good {
+	if last := hist[len(hist)-1]; last.Result != release.ResultFailed || !strings.Contains(last.Error, "exit status 7") || last.Previous != good {
 		t.Errorf("last history entry = %+v, want the failed deploy with the hook's exit status", last)
 	}
 	if held := a.skiffJSON(0, "lock", "status", a.name); held.Lock != "" {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/skiffdeploy/skiff/deploy"
 	"github.com/skiffdeploy/skiff/internal/testenv"
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
@@ -238,7 +239,7 @@ func (a *e2eApp) releases() []string {
 	}
 	var ids []string
 	for _, e := range entries {
-		if deploy.ValidReleaseID(e.Name()) {
+		if release.ValidReleaseID(e.Name()) {
 			ids = append(ids, e.Name())
 		}
 	}
@@ -246,7 +247,7 @@ func (a *e2eApp) releases() []string {
 }
 
 // history reads the app's history through `skiff releases --json`.
-func (a *e2eApp) history() ([]deploy.HistoryEntry, []releaseInfo) {
+func (a *e2eApp) history() ([]release.HistoryEntry, []releaseInfo) {
 	a.t.Helper()
 	h := a.skiffJSON(0, "releases", a.name)
 	return h.History, h.Releases

@@ -52,7 +52,7 @@ func TestInventory_HostileValuesRejected(t *testing.T) {
 		{name: "relative supervisor socket", extra: app + "path = \"/srv/x\"\nsupervisor.url = \"unix://../s.sock\"\nsupervisor.programs = [\"x\"]",
 			want: `:6: apps.x.supervisor.url: "unix://../s.sock" must be unix:///absolute/path/to/socket`},
 		{name: "password in supervisor url", extra: app + "path = \"/srv/x\"\nsupervisor.url = \"http://u:p@127.0.0.1:9001\"\nsupervisor.programs = [\"x\"]",
-			want: `:6: apps.x.supervisor.url: "http://u:p@127.0.0.1:9001" must be "unix:///path/to/socket" or "http://host:port"`},
+			want: `:6: apps.x.supervisor.url: "http://127.0.0.1:9001" must not hold credentials (set supervisor.username and supervisor.password_env)`},
 		{name: "password_env with $()", extra: app + "path = \"/srv/x\"\n" + sup + "supervisor.programs = [\"x\"]\nsupervisor.username = \"u\"\nsupervisor.password_env = \"$(touch pwned)\"",
 			want: `:9: apps.x.supervisor.password_env: "$(touch pwned)" is not an environment variable name`},
 		{name: "supervisor username with leading -", extra: app + "path = \"/srv/x\"\n" + sup + "supervisor.programs = [\"x\"]\nsupervisor.username = \"-u x\"\nsupervisor.password_env = \"P\"",

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffdeploy/skiff/deploy"
+	"github.com/skiffdeploy/skiff/release"
 )
 
 func TestLock_HeldLockRefusesAndIsReleased(t *testing.T) {
@@ -19,7 +19,7 @@ func TestLock_HeldLockRefusesAndIsReleased(t *testing.T) {
 	// Another run (on another machine) holds the lock.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err := deploy.AcquireLock(ctx, a.remoteConn(), deploy.Layout{Path: a.path}, deploy.LockOwner{
+	_, err := release.AcquireLock(ctx, a.remoteConn(), release.Layout{Path: a.path}, release.LockOwner{
 		Operator: "alice", Machine: "ci-runner-7", PID: 4242, Origin: "https://ci.example/jobs/99", Op: "deploy", App: a.name,
 	}, time.Hour)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/skiffdeploy/skiff/compose"
 	"github.com/skiffdeploy/skiff/deploy"
 	"github.com/skiffdeploy/skiff/internal/testenv"
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
@@ -168,7 +169,7 @@ func TestPrune_ImageAppE2E(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	lk, err := deploy.AcquireLock(ctx, a.remoteConn(), deploy.Layout{Path: a.path}, deploy.LockOwner{
+	lk, err := release.AcquireLock(ctx, a.remoteConn(), release.Layout{Path: a.path}, release.LockOwner{
 		Operator: "alice", Machine: "ci-runner-7", PID: 4242, Op: "deploy", App: "shop"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +211,7 @@ func TestPrune_SourceReleasesE2E(t *testing.T) {
 	for _, v := range []string{"p1", "p2", "p3", "p4"} {
 		ids = append(ids, a.deploy(0, e2eAppTree(t, v, nil)).After)
 	}
-	incomplete := deploy.NewReleaseID(time.Now().Add(time.Hour), "")
+	incomplete := release.NewReleaseID(time.Now().Add(time.Hour), "")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := a.remoteConn().Run(ctx, remote.Command{Argv: []string{"mkdir", "-p", filepath.Join(a.path, "releases", incomplete, "half")}}); err != nil {

@@ -113,7 +113,7 @@ func splitList(v string) []string {
 	return out
 }
 
-// hashCacheDir is where the hashes of shipped trees are remembered between runs (see deploy.HashCache);
+// hashCacheDir is where the hashes of shipped trees are remembered between runs (see ship.HashCache);
 // SKIFF_HASH_CACHE=off turns the cache off, any other value names the directory.
 func hashCacheDir() string {
 	switch v := os.Getenv("SKIFF_HASH_CACHE"); v {

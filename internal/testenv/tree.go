@@ -83,3 +83,46 @@ func (e *Env) MkdirOwned(tb testing.TB, dir string) {
 		}
 	}
 }
+
+// Node is one entry of a test tree: a file (Content), a directory (Dir) or a symlink (Link), with Mode
+// (0644 for files and 0755 for directories when zero).
+type Node struct {
+	Content string
+	Dir     bool
+	Link    string
+	Mode    fs.FileMode
+}
+
+// WriteTree creates the entries under root; parents of files are created as needed with mode 0755.
+func WriteTree(tb testing.TB, root string, tree map[string]Node) {
+	tb.Helper()
+	for name, n := range tree {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		mode := n.Mode
+		var err error
+		switch {
+		case n.Dir:
+			if mode == 0 {
+				mode = 0o755
+			}
+			if err = os.MkdirAll(p, 0o755); err == nil {
+				err = os.Chmod(p, mode)
+			}
+		case n.Link != "":
+			err = os.Symlink(n.Link, p)
+		default:
+			if mode == 0 {
+				mode = 0o644
+			}
+			if err = os.WriteFile(p, []byte(n.Content), mode); err == nil {
+				err = os.Chmod(p, mode)
+			}
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+}

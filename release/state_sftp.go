@@ -1,4 +1,4 @@
-package deploy
+package release
 
 import (
 	"bytes"
@@ -12,28 +12,29 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"github.com/skiffdeploy/skiff/remote"
 )
 
 // The reads of a deploy's last steps go through the host's SFTP session, which the upload has already
 // opened, instead of a remote shell each: every shell is a session, a fork in sshd, two or three execs on
-// the target and a round trip. With leftoverRelease, this took four of a deploy's eleven shells away, and a
+// the target and a round trip. With LeftoverRelease, this took four of a deploy's eleven shells away, and a
 // sixth of the targets' sshd CPU at fifty hosts (bench/, BenchmarkFleet). They list exactly what
 // ListReleases, CompleteReleases and ReadHistory list.
 
-// retentionState is what retention decides on.
-type retentionState struct {
-	ids        []string        // release directories, oldest first, complete or not
-	complete   map[string]bool // releases with a stored manifest
-	hist       []HistoryEntry
-	staleTrash []string // trash directories (see retireScript) older than staleTrashAge, whose deletion failed
+// RetentionState is what retention decides on.
+type RetentionState struct {
+	IDs        []string        // release directories, oldest first, complete or not
+	Complete   map[string]bool // releases with a stored manifest
+	History    []HistoryEntry
+	StaleTrash []string // trash directories (see retireScript) older than staleTrashAge, whose deletion failed
 }
 
 // staleTrashAge is how long after its deploy a trash directory must be gone: deleting even a large release
 // takes seconds.
 const staleTrashAge = 10 * time.Minute
 
-// readRetention reads the release directories, the stored manifests and the history over SFTP.
-func readRetention(ctx context.Context, c Conn, l Layout) (*retentionState, error) {
+// ReadRetention reads the release directories, the stored manifests and the history over SFTP.
+func ReadRetention(ctx context.Context, c Conn, l Layout) (*RetentionState, error) {
 	client, err := c.SFTP(ctx)
 	if err != nil {
 		return nil, err
@@ -47,15 +48,15 @@ func readRetention(ctx context.Context, c Conn, l Layout) (*retentionState, erro
 	if err != nil {
 		return nil, err
 	}
-	st := &retentionState{ids: make([]string, 0, len(dirs)), staleTrash: stale}
+	st := &RetentionState{IDs: make([]string, 0, len(dirs)), StaleTrash: stale}
 	for id := range dirs {
-		st.ids = append(st.ids, id)
+		st.IDs = append(st.IDs, id)
 	}
-	sort.Strings(st.ids)
-	if st.complete, err = listIDsSFTP(client, l.Manifests(), false, nil); err != nil {
+	sort.Strings(st.IDs)
+	if st.Complete, err = listIDsSFTP(client, l.Manifests(), false, nil); err != nil {
 		return nil, err
 	}
-	if st.hist, err = readHistorySFTP(ctx, client, l); err != nil {
+	if st.History, err = readHistorySFTP(ctx, client, l); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -110,16 +111,16 @@ func readHistorySFTP(ctx context.Context, client *sftp.Client, l Layout) ([]Hist
 	defer f.Close()
 	// One read of the whole file, which the SFTP client splits into concurrent requests, then one for EOF.
 	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
-	if _, err := buf.ReadFrom(cancelReader{ctx, f}); err != nil {
+	if _, err := buf.ReadFrom(remote.ContextReader(ctx, f)); err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
 	return ParseHistory(buf.Bytes())
 }
 
-// leftoverRelease reports whether release id's directory or manifest exists on the host, as the remains of
+// LeftoverRelease reports whether release id's directory or manifest exists on the host, as the remains of
 // a killed run would; only then does a deploy spend a remote shell on removing them. Anything but a clear
 // "does not exist" counts as there.
-func leftoverRelease(ctx context.Context, c Conn, l Layout, id string) bool {
+func LeftoverRelease(ctx context.Context, c Conn, l Layout, id string) bool {
 	client, err := c.SFTP(ctx)
 	if err != nil {
 		return true

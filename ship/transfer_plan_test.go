@@ -1,4 +1,4 @@
-package deploy
+package ship
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/pkg/sftp"
 
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
@@ -62,7 +63,7 @@ func TestShip_DryRun(t *testing.T) {
 		Entry{Path: "l", Type: TypeSymlink, Mode: 0o777, Link: "changed"},
 	)
 	var ops []string
-	layout := Layout{Path: "/srv/api"}
+	layout := release.Layout{Path: "/srv/api"}
 	st, err := Ship(context.Background(), refusingConn{t}, "/nonexistent", m, layout, "20260101T000100Z",
 		"20260101T000000Z", old, ShipOptions{DryRun: true, Plan: func(op, p string) { ops = append(ops, op+" "+p) }})
 	if err != nil {
@@ -91,22 +92,22 @@ func TestShip_RejectsBadInput(t *testing.T) {
 	id, base := "20260101T000100Z", "20260101T000000Z"
 	tests := []struct {
 		name     string
-		layout   Layout
+		layout   release.Layout
 		id, base string
 		m        *Manifest
 		wantErr  string
 	}{
-		{name: "relative path", layout: Layout{Path: "srv"}, id: id, m: good,
+		{name: "relative path", layout: release.Layout{Path: "srv"}, id: id, m: good,
 			wantErr: `ship: target path "srv" is not absolute`},
-		{name: "bad id", layout: Layout{Path: "/srv"}, id: "../x", m: good,
+		{name: "bad id", layout: release.Layout{Path: "/srv"}, id: "../x", m: good,
 			wantErr: `ship: invalid release id "../x"`},
-		{name: "bad base", layout: Layout{Path: "/srv"}, id: id, base: "current", m: good,
+		{name: "bad base", layout: release.Layout{Path: "/srv"}, id: id, base: "current", m: good,
 			wantErr: `ship 20260101T000100Z: invalid base release id "current"`},
-		{name: "own base", layout: Layout{Path: "/srv"}, id: id, base: id, m: good,
+		{name: "own base", layout: release.Layout{Path: "/srv"}, id: id, base: id, m: good,
 			wantErr: `ship 20260101T000100Z: a release cannot be its own base`},
-		{name: "no manifest", layout: Layout{Path: "/srv"}, id: id, base: base,
+		{name: "no manifest", layout: release.Layout{Path: "/srv"}, id: id, base: base,
 			wantErr: `ship 20260101T000100Z: no manifest`},
-		{name: "hand-built hostile manifest", layout: Layout{Path: "/srv"}, id: id,
+		{name: "hand-built hostile manifest", layout: release.Layout{Path: "/srv"}, id: id,
 			m:       &Manifest{Entries: []Entry{fileEntry("../../etc/cron.d/x", "x", 0o644)}},
 			wantErr: `ship 20260101T000100Z: manifest entry "../../etc/cron.d/x": path "../../etc/cron.d/x" escapes the tree`},
 	}
@@ -126,7 +127,7 @@ func TestShipPlan_PrepareScriptQuotesNames(t *testing.T) {
 	m := mustManifest(t, fileEntry("it's", "1", 0o755), Entry{Path: "$(id)", Type: TypeDir, Mode: 0o755},
 		Entry{Path: "l", Type: TypeSymlink, Mode: 0o777, Link: "-rf x"})
 	p := newShipPlan(old, m, "20260101T000000Z")
-	got := string(p.prepareScript(Layout{Path: "/srv/my app"}, "20260101T000100Z", "tok", false, false))
+	got := string(p.prepareScript(release.Layout{Path: "/srv/my app"}, "20260101T000100Z", "tok", false, false))
 	for _, want := range []string{
 		"mkdir -p -- '/srv/my app/releases' '/srv/my app/.skiff/manifests'\n",
 		"cp -al 20260101T000000Z/. 20260101T000100Z/ 2>/dev/null || { rm -rf -- 20260101T000100Z; " +
@@ -147,7 +148,7 @@ func TestShipPlan_PrepareScriptQuotesNames(t *testing.T) {
 func TestShipPlan_PrepareScriptOfAClonedRelease(t *testing.T) {
 	old := mustManifest(t, fileEntry("a", "1", 0o644), fileEntry("gone", "1", 0o644))
 	p := newShipPlan(old, mustManifest(t, fileEntry("a", "1", 0o644)), "20260101T000000Z")
-	l := Layout{Path: "/srv/app"}
+	l := release.Layout{Path: "/srv/app"}
 	got := string(p.prepareScript(l, "20260101T000100Z", "tok", false, true))
 	if strings.Contains(got, "cp -al") || strings.Contains(got, "mkdir -- 20260101T000100Z") {
 		t.Errorf("the script of a cloned release clones it again:\n%s", got)

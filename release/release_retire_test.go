@@ -1,4 +1,4 @@
-package deploy
+package release
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiffdeploy/skiff/remote"
 )
 
 func TestRetireReleasesCommand_RemovesAtOnceAndFreesInTheBackground(t *testing.T) {
@@ -16,7 +18,7 @@ func TestRetireReleasesCommand_RemovesAtOnceAndFreesInTheBackground(t *testing.T
 	c, layout, _ := connect(t)
 	const gone, kept = "20260101T000000Z", "20260101T000100Z"
 	// A release with a read-only directory that holds files, a kept one, and the trash an earlier run left.
-	setup := script(`set -e; rel="$1"; man="$2"
+	setup := remote.Script(`set -e; rel="$1"; man="$2"
 mkdir -p "$rel/$3/ro" "$rel/$4" "$man" "$rel/`+trashPrefix+`earlier/20251231T000000Z/d"
 echo x > "$rel/$3/ro/file"; echo y > "$rel/$3/top"; chmod 555 "$rel/$3/ro"
 echo old > "$rel/`+trashPrefix+`earlier/20251231T000000Z/d/f"
@@ -60,7 +62,7 @@ func TestReadRetention_ReportsStaleTrash(t *testing.T) {
 	ctx := context.Background()
 	c, layout, _ := connect(t)
 	const stale, fresh = trashPrefix + "0001", trashPrefix + "0002"
-	setup := script(`set -e; mkdir -p "$1/$2/20251231T000000Z" "$1/$3/20251231T000001Z" "$1/20260101T000000Z"`,
+	setup := remote.Script(`set -e; mkdir -p "$1/$2/20251231T000000Z" "$1/$3/20251231T000001Z" "$1/20260101T000000Z"`,
 		layout.Releases(), stale, fresh)
 	if _, err := c.Run(ctx, setup); err != nil {
 		t.Fatal(err)
@@ -69,14 +71,14 @@ func TestReadRetention_ReportsStaleTrash(t *testing.T) {
 	if err := os.Chtimes(filepath.Join(layout.Releases(), stale), old, old); err != nil {
 		t.Fatal(err)
 	}
-	st, err := readRetention(ctx, c, layout)
+	st, err := ReadRetention(ctx, c, layout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.staleTrash) != 1 || st.staleTrash[0] != stale {
-		t.Errorf("stale trash = %v, want only %s", st.staleTrash, stale)
+	if len(st.StaleTrash) != 1 || st.StaleTrash[0] != stale {
+		t.Errorf("stale trash = %v, want only %s", st.StaleTrash, stale)
 	}
-	if len(st.ids) != 1 || st.ids[0] != "20260101T000000Z" {
-		t.Errorf("releases = %v, want only the real one", st.ids)
+	if len(st.IDs) != 1 || st.IDs[0] != "20260101T000000Z" {
+		t.Errorf("releases = %v, want only the real one", st.IDs)
 	}
 }

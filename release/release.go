@@ -1,4 +1,4 @@
-package deploy
+package release
 
 import (
 	"context"
@@ -7,14 +7,13 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/skiffdeploy/skiff/inventory"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
 // ReadCurrent returns the id of the live release, or "" when the app has never been deployed. The link is
 // read back from the target, so it is validated before it is used anywhere.
 func ReadCurrent(ctx context.Context, c runner, l Layout) (string, error) {
-	res, err := c.Run(ctx, script(`[ -L "$1" ] || exit 0; readlink "$1"`, l.Current()))
+	res, err := c.Run(ctx, remote.Script(`[ -L "$1" ] || exit 0; readlink "$1"`, l.Current()))
 	if err != nil {
 		return "", fmt.Errorf("read current: %w", err)
 	}
@@ -36,10 +35,10 @@ cd "$1" || exit 1
 for e in *"$3"; do [ "$2" "$e" ] && printf '%s\n' "${e%"$3"}"; done
 exit 0`
 
-// listIDs lists what listScript finds in dir, keeping only valid release ids: names read back from a target
+// ListIDs lists what listScript finds in dir, keeping only valid release ids: names read back from a target
 // reach paths and commands only after that check.
-func listIDs(ctx context.Context, c runner, dir, test, suffix string) (map[string]bool, error) {
-	res, err := c.Run(ctx, script(listScript, dir, test, suffix))
+func ListIDs(ctx context.Context, c runner, dir, test, suffix string) (map[string]bool, error) {
+	res, err := c.Run(ctx, remote.Script(listScript, dir, test, suffix))
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
@@ -54,7 +53,7 @@ func listIDs(ctx context.Context, c runner, dir, test, suffix string) (map[strin
 
 // ListReleases returns the release directories present on the target, oldest first, complete or not.
 func ListReleases(ctx context.Context, c runner, l Layout) ([]string, error) {
-	set, err := listIDs(ctx, c, l.Releases(), "-d", "")
+	set, err := ListIDs(ctx, c, l.Releases(), "-d", "")
 	if err != nil {
 		return nil, err
 	}
@@ -69,11 +68,11 @@ func ListReleases(ctx context.Context, c runner, l Layout) ([]string, error) {
 // CompleteReleases returns the releases whose manifest is stored. Ship writes the manifest last, so a release
 // directory without one is the remains of a killed deploy: it is never rolled back to, and retention removes it.
 func CompleteReleases(ctx context.Context, c runner, l Layout) (map[string]bool, error) {
-	return listIDs(ctx, c, l.Manifests(), "-f", "")
+	return ListIDs(ctx, c, l.Manifests(), "-f", "")
 }
 
-// onlyComplete keeps the ids that are complete, in order.
-func onlyComplete(ids []string, complete map[string]bool) []string {
+// OnlyComplete keeps the ids that are complete, in order.
+func OnlyComplete(ids []string, complete map[string]bool) []string {
 	var out []string
 	for _, id := range ids {
 		if complete[id] {
@@ -95,7 +94,7 @@ mv -Tf "$tmp" "$1/current" 2>/dev/null || mv -f "$tmp" "$1/current"`
 
 // SwitchCommand is the command that makes release id live.
 func SwitchCommand(l Layout, id string) remote.Command {
-	return script(switchScript, l.Path, l.ReleaseLink(id))
+	return remote.Script(switchScript, l.Path, l.ReleaseLink(id))
 }
 
 // sharedScript links every shared entry into the release. An entry missing from shared/ is seeded from the
@@ -115,12 +114,12 @@ done`
 
 // SharedCommand links the shared entries into release id.
 func SharedCommand(l Layout, id string, shared []string) remote.Command {
-	return script(sharedScript, append([]string{l.Shared(), l.Release(id)}, shared...)...)
+	return remote.Script(sharedScript, append([]string{l.Shared(), l.Release(id)}, shared...)...)
 }
 
 // RemoveReleasesCommand deletes releases and their manifests; ids must be valid release ids.
 func RemoveReleasesCommand(l Layout, ids []string) remote.Command {
-	return script(`set -e; rel="$1"; man="$2"; shift 2; for id in "$@"; do rm -rf "$rel/$id" "$man/$id"; done`,
+	return remote.Script(`set -e; rel="$1"; man="$2"; shift 2; for id in "$@"; do rm -rf "$rel/$id" "$man/$id"; done`,
 		append([]string{l.Releases(), l.Manifests()}, ids...)...)
 }
 
@@ -143,7 +142,7 @@ for id in "$@"; do mv "$rel/$id" "$trash/$id"; rm -rf "$man/$id"; done
 // the background (see retireScript), so that a deploy does not wait for tens of thousands of unlinks; token
 // (hex) names this run's trash. ids must be valid release ids.
 func RetireReleasesCommand(l Layout, ids []string, token string) remote.Command {
-	return script(retireScript, append([]string{l.Releases(), l.Manifests(), token}, ids...)...)
+	return remote.Script(retireScript, append([]string{l.Releases(), l.Manifests(), token}, ids...)...)
 }
 
 // Retain chooses the releases to delete: it keeps the current and the previous release whatever happens, and
@@ -167,47 +166,4 @@ func Retain(ids []string, current, previous string, failed map[string]bool, keep
 	}
 	sort.Strings(remove)
 	return remove
-}
-
-// withoutShared drops the shared entries (and what lies under them) from a local manifest: they are linked,
-// not shipped.
-func withoutShared(m *Manifest, shared []string) (*Manifest, error) {
-	if len(shared) == 0 {
-		return m, nil
-	}
-	var keep []Entry
-	for _, e := range m.Entries {
-		drop := false
-		for _, s := range shared {
-			if e.Path == s || strings.HasPrefix(e.Path, s+"/") {
-				drop = true
-				break
-			}
-		}
-		if !drop {
-			keep = append(keep, e)
-		}
-	}
-	out, err := newManifest(keep, m.deferred)
-	if err != nil {
-		return nil, err
-	}
-	out.stamps = m.stamps
-	return out, nil
-}
-
-// ScanApp scans an app's local source tree once for all hosts: its exclude patterns are honoured and its
-// shared entries left out, since those are linked on the target, not shipped. cache (nil for none) is the
-// tree's hash cache (see HashCache); the caller saves it once the deploy is done, off the deploy's path. With
-// deferHashing, for a deploy to one host, files the cache does not know are hashed by Ship (see ScanDeferred).
-func ScanApp(ctx context.Context, dir string, app *inventory.App, cache *HashCache, deferHashing bool) (*Manifest, error) {
-	scan := ScanCached
-	if deferHashing {
-		scan = ScanDeferred
-	}
-	m, err := scan(ctx, dir, app.Exclude, cache)
-	if err != nil {
-		return nil, err
-	}
-	return withoutShared(m, app.Shared)
 }

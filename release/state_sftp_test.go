@@ -1,4 +1,4 @@
-package deploy
+package release
 
 import (
 	"context"
@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffdeploy/skiff/internal/remotetest"
 	"github.com/skiffdeploy/skiff/internal/testenv"
+	"github.com/skiffdeploy/skiff/remote"
 )
 
 // TestReadRetention_MatchesShellListing checks that the SFTP reads of retention see exactly what
@@ -21,36 +23,36 @@ func TestReadRetention_MatchesShellListing(t *testing.T) {
 		`{"time":"2026-11-22T10:16:00Z","op":"deploy","app":"x","id":"` + b + `","previous":"` + a + `","result":"failed"}` + "\n"
 	tests := []struct {
 		name  string
-		tree  map[string]node
+		tree  map[string]testenv.Node
 		count int // releases the shell lists, so that agreeing on nothing cannot pass
 	}{
 		{name: "no app directory"},
-		{name: "empty app directory", tree: map[string]node{"releases": {dir: true}}},
-		{name: "releases, manifests and history", tree: map[string]node{
-			"releases/" + a:                 {dir: true},
-			"releases/" + b:                 {dir: true},
-			"releases/" + c:                 {dir: true},
-			"releases/" + d:                 {content: "a file is not a release"},
-			"releases/" + e:                 {link: a},
-			"releases/20261122T999999Z":     {dir: true},
-			"releases/.hidden":              {dir: true},
-			"releases/junk":                 {dir: true},
-			"releases/20261123T000000Z":     {link: "missing"},
-			".skiff/manifests/" + a:         {content: "m"},
-			".skiff/manifests/" + b:         {content: "m"},
-			".skiff/manifests/" + c:         {dir: true},
-			".skiff/manifests/" + e:         {link: a},
-			".skiff/manifests/not-an-id":    {content: "m"},
-			".skiff/history.jsonl":          {content: history},
-			".skiff/manifests/.tmp-" + d:    {content: "m"},
-			"releases/" + a + "/server.py":  {content: "print()"},
-			"releases/" + b + "/lib/mod.py": {content: "x = 1"},
+		{name: "empty app directory", tree: map[string]testenv.Node{"releases": {Dir: true}}},
+		{name: "releases, manifests and history", tree: map[string]testenv.Node{
+			"releases/" + a:                 {Dir: true},
+			"releases/" + b:                 {Dir: true},
+			"releases/" + c:                 {Dir: true},
+			"releases/" + d:                 {Content: "a file is not a release"},
+			"releases/" + e:                 {Link: a},
+			"releases/20261122T999999Z":     {Dir: true},
+			"releases/.hidden":              {Dir: true},
+			"releases/junk":                 {Dir: true},
+			"releases/20261123T000000Z":     {Link: "missing"},
+			".skiff/manifests/" + a:         {Content: "m"},
+			".skiff/manifests/" + b:         {Content: "m"},
+			".skiff/manifests/" + c:         {Dir: true},
+			".skiff/manifests/" + e:         {Link: a},
+			".skiff/manifests/not-an-id":    {Content: "m"},
+			".skiff/history.jsonl":          {Content: history},
+			".skiff/manifests/.tmp-" + d:    {Content: "m"},
+			"releases/" + a + "/server.py":  {Content: "print()"},
+			"releases/" + b + "/lib/mod.py": {Content: "x = 1"},
 		}, count: 4},
-		{name: "releases is a file, history a directory", tree: map[string]node{
-			"releases":                     {content: "oops"},
-			".skiff/history.jsonl/x":       {content: "y"},
-			".skiff/manifests/" + a:        {content: "m"},
-			".skiff/manifests/" + b + "/x": {content: "y"},
+		{name: "releases is a file, history a directory", tree: map[string]testenv.Node{
+			"releases":                     {Content: "oops"},
+			".skiff/history.jsonl/x":       {Content: "y"},
+			".skiff/manifests/" + a:        {Content: "m"},
+			".skiff/manifests/" + b + "/x": {Content: "y"},
 		}},
 	}
 	for _, tc := range tests {
@@ -74,18 +76,18 @@ func TestReadRetention_MatchesShellListing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := readRetention(ctx, conn, l)
+			got, err := ReadRetention(ctx, conn, l)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(got.ids) != len(wantIDs) || (len(wantIDs) > 0 && !reflect.DeepEqual(got.ids, wantIDs)) {
-				t.Errorf("release ids = %v, want %v", got.ids, wantIDs)
+			if len(got.IDs) != len(wantIDs) || (len(wantIDs) > 0 && !reflect.DeepEqual(got.IDs, wantIDs)) {
+				t.Errorf("release ids = %v, want %v", got.IDs, wantIDs)
 			}
-			if !reflect.DeepEqual(got.complete, wantComplete) {
-				t.Errorf("complete = %v, want %v", got.complete, wantComplete)
+			if !reflect.DeepEqual(got.Complete, wantComplete) {
+				t.Errorf("complete = %v, want %v", got.Complete, wantComplete)
 			}
-			if !reflect.DeepEqual(got.hist, wantHist) {
-				t.Errorf("history = %+v, want %+v", got.hist, wantHist)
+			if !reflect.DeepEqual(got.History, wantHist) {
+				t.Errorf("history = %+v, want %+v", got.History, wantHist)
 			}
 		})
 	}
@@ -97,21 +99,21 @@ func TestLeftoverRelease_SeesDirectoryOrManifest(t *testing.T) {
 	const id = "20261122T101500Z"
 	tests := []struct {
 		name string
-		tree map[string]node
+		tree map[string]testenv.Node
 		want bool
 	}{
 		{name: "nothing there", want: false},
-		{name: "other releases only", tree: map[string]node{"releases/20261122T101400Z": {dir: true}}, want: false},
-		{name: "release directory", tree: map[string]node{"releases/" + id + "/a": {content: "x"}}, want: true},
-		{name: "manifest only", tree: map[string]node{".skiff/manifests/" + id: {content: "m"}}, want: true},
-		{name: "dangling symlink", tree: map[string]node{"releases/" + id: {link: "missing"}}, want: true},
+		{name: "other releases only", tree: map[string]testenv.Node{"releases/20261122T101400Z": {Dir: true}}, want: false},
+		{name: "release directory", tree: map[string]testenv.Node{"releases/" + id + "/a": {Content: "x"}}, want: true},
+		{name: "manifest only", tree: map[string]testenv.Node{".skiff/manifests/" + id: {Content: "m"}}, want: true},
+		{name: "dangling symlink", tree: map[string]testenv.Node{"releases/" + id: {Link: "missing"}}, want: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			conn, l, _ := connect(t)
 			writeOwnedTree(t, l.Path, tc.tree)
-			if got := leftoverRelease(context.Background(), conn, l, id); got != tc.want {
-				t.Errorf("leftoverRelease = %v, want %v", got, tc.want)
+			if got := LeftoverRelease(context.Background(), conn, l, id); got != tc.want {
+				t.Errorf("LeftoverRelease = %v, want %v", got, tc.want)
 			}
 		})
 	}
@@ -120,7 +122,7 @@ func TestLeftoverRelease_SeesDirectoryOrManifest(t *testing.T) {
 // writeOwnedTree writes tree under root (nothing when tree is nil) owned by the login user, as a deploy would
 // have left it, creating root's parent for that user too when it is missing: tests that run later create
 // their own app directories next to root as that user.
-func writeOwnedTree(t *testing.T, root string, tree map[string]node) {
+func writeOwnedTree(t *testing.T, root string, tree map[string]testenv.Node) {
 	t.Helper()
 	env := testenv.Shared(t)
 	if parent := filepath.Dir(root); !exists(parent) {
@@ -134,7 +136,7 @@ func writeOwnedTree(t *testing.T, root string, tree map[string]node) {
 	if tree == nil {
 		return
 	}
-	writeTree(t, root, tree)
+	testenv.WriteTree(t, root, tree)
 	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -149,4 +151,10 @@ func writeOwnedTree(t *testing.T, root string, tree map[string]node) {
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
+}
+
+// connect dials the first shared test host and returns a fresh, not yet existing app directory on it.
+func connect(tb testing.TB) (*remote.Conn, Layout, *testenv.Host) {
+	c, dir, h := remotetest.Connect(tb)
+	return c, Layout{Path: dir}, h
 }

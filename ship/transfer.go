@@ -1,31 +1,21 @@
-package deploy
+package ship
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
 	"time"
 
-	"github.com/pkg/sftp"
-
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 )
-
-// Conn is what shipping a release needs from the connection to one target: commands and an SFTP client.
-// *remote.Conn satisfies it; the SFTP client it returns is shared and must not be closed.
-type Conn interface {
-	Run(ctx context.Context, cmd remote.Command) (*remote.Result, error)
-	SFTP(ctx context.Context) (*sftp.Client, error)
-}
 
 // ErrNoManifest is returned (wrapped) by ReadManifest when the target has no manifest for a release, for
 // example one shipped by an older tool; callers then ship without a base.
@@ -96,16 +86,16 @@ type ShipStats struct {
 // has them with the same size, since only their hash says whether they changed, or when they are few bytes;
 // otherwise while they are sent. Finally the complete manifest is stored at layout.Manifest(id). On error the
 // partial release is left for the caller to remove; it was never live.
-func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Layout, id string, base string,
+func Ship(ctx context.Context, c release.Conn, localRoot string, m *Manifest, layout release.Layout, id string, base string,
 	baseManifest *Manifest, opts ShipOptions) (*ShipStats, error) {
 	start := time.Now()
 	if err := layout.Validate(); err != nil {
 		return nil, fmt.Errorf("ship: %w", err)
 	}
-	if !ValidReleaseID(id) {
+	if !release.ValidReleaseID(id) {
 		return nil, fmt.Errorf("ship: invalid release id %q", id)
 	}
-	if base != "" && !ValidReleaseID(base) {
+	if base != "" && !release.ValidReleaseID(base) {
 		return nil, fmt.Errorf("ship %s: invalid base release id %q", id, base)
 	}
 	if base == id {
@@ -140,7 +130,7 @@ func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Lay
 		stats.Duration = time.Since(start)
 		return stats, nil
 	}
-	s := &shipper{c: c, localRoot: localRoot, layout: layout, id: id, token: newShipToken(), stats: stats,
+	s := &shipper{c: c, localRoot: localRoot, layout: layout, id: id, token: release.NewToken(), stats: stats,
 		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, cloned: opts.Cloned, stamps: stamps, deferred: deferred}
 	if s.concurrency <= 0 {
 		s.concurrency = DefaultConcurrency
@@ -154,9 +144,9 @@ func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Lay
 
 // shipper carries one Ship call's state.
 type shipper struct {
-	c           Conn
+	c           release.Conn
 	localRoot   string
-	layout      Layout
+	layout      release.Layout
 	id          string
 	token       string // makes this ship's temporary names unique
 	stats       *ShipStats
@@ -255,7 +245,7 @@ func (s *shipper) stageManifest(ctx context.Context, m *Manifest) error {
 		return fmt.Errorf("store manifest: %w", err)
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	err = m.Encode(cancelWriter{ctx, bw})
+	err = m.Encode(remote.ContextWriter(ctx, bw))
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -290,11 +280,11 @@ func (s *shipper) discardManifest(ctx context.Context) {
 
 // ReadManifest reads and validates the stored manifest of release id. A target without one gives an error
 // wrapping ErrNoManifest; a manifest that fails validation is an error naming its bad line.
-func ReadManifest(ctx context.Context, c Conn, layout Layout, id string) (*Manifest, error) {
+func ReadManifest(ctx context.Context, c release.Conn, layout release.Layout, id string) (*Manifest, error) {
 	if err := layout.Validate(); err != nil {
 		return nil, fmt.Errorf("read manifest: %w", err)
 	}
-	if !ValidReleaseID(id) {
+	if !release.ValidReleaseID(id) {
 		return nil, fmt.Errorf("read manifest: invalid release id %q", id)
 	}
 	client, err := c.SFTP(ctx)
@@ -310,7 +300,7 @@ func ReadManifest(ctx context.Context, c Conn, layout Layout, id string) (*Manif
 		return nil, fmt.Errorf("read manifest %s: %w", name, err)
 	}
 	defer f.Close()
-	m, err := DecodeManifest(bufio.NewReaderSize(cancelReader{ctx, f}, 1<<20))
+	m, err := DecodeManifest(bufio.NewReaderSize(remote.ContextReader(ctx, f), 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -327,36 +317,4 @@ func shipTempName(p, token string) string {
 		name = hex.EncodeToString(sum[:16])
 	}
 	return dir + "." + name + suffix
-}
-
-func newShipToken() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// cancelReader makes reads fail once ctx ends, for transfers whose library calls take no context.
-type cancelReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r cancelReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
-}
-
-// cancelWriter makes writes fail once ctx ends.
-type cancelWriter struct {
-	ctx context.Context
-	w   io.Writer
-}
-
-func (w cancelWriter) Write(p []byte) (int, error) {
-	if err := w.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return w.w.Write(p)
 }

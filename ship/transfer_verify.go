@@ -1,4 +1,4 @@
-package deploy
+package ship
 
 import (
 	"bufio"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/pkg/sftp"
 
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
@@ -27,11 +28,11 @@ const hashScript = "find . -type f -print0 | xargs -0 -r sha256sum --"
 // sha256sum run over the whole release), and the type, mode and link target of every entry (read over SFTP).
 // Regular files or directories that m does not list are differences too; extra symlinks are not, since that is
 // how shared entries are linked into a release. The error lists the first differences found.
-func Verify(ctx context.Context, c Conn, layout Layout, id string, m *Manifest) error {
+func Verify(ctx context.Context, c release.Conn, layout release.Layout, id string, m *Manifest) error {
 	if err := layout.Validate(); err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	if !ValidReleaseID(id) {
+	if !release.ValidReleaseID(id) {
 		return fmt.Errorf("verify: invalid release id %q", id)
 	}
 	dir := layout.Release(id)

@@ -1,4 +1,4 @@
-package deploy
+package ship
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/skiffdeploy/skiff/internal/testenv"
+	"github.com/skiffdeploy/skiff/release"
 )
 
 // benchTree describes a generated source tree: small files of 4 KiB and large ones of 100-400 KB.
@@ -94,5 +95,5 @@ func BenchmarkShip(b *testing.B) {
 
 // benchID gives iteration i of a benchmark its own release id.
 func benchID(i int) string {
-	return NewReleaseID(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Second), "")
+	return release.NewReleaseID(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Second), "")
 }

@@ -1,4 +1,4 @@
-package deploy
+package ship
 
 import (
 	"context"
@@ -6,81 +6,24 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/skiffdeploy/skiff/internal/remotetest"
 	"github.com/skiffdeploy/skiff/internal/testenv"
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-var layoutSeq atomic.Int64
-
 // connect dials the first shared test host and returns a fresh, not yet existing app directory on it.
-func connect(tb testing.TB) (*remote.Conn, Layout, *testenv.Host) {
-	tb.Helper()
-	env := testenv.Shared(tb)
-	h := env.Hosts[0]
-	pool := remote.NewPool(remote.Options{})
-	tb.Cleanup(func() { pool.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := pool.Get(ctx, &remote.Target{Name: h.Name, Address: h.IP, Port: h.Port, User: env.User,
-		IdentityFiles: []string{env.KeyFile}, KnownHosts: env.KnownHosts})
-	if err != nil {
-		tb.Fatalf("connect: %v", err)
-	}
-	dir := path.Join(h.Root, "srv", fmt.Sprintf("app%d", layoutSeq.Add(1)))
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	return c, Layout{Path: dir}, h
-}
-
-// node is one entry of a test tree: a file (content), a directory (dir) or a symlink (link).
-type node struct {
-	content string
-	dir     bool
-	link    string
-	mode    fs.FileMode
-}
-
-// writeTree creates the entries under root; parents of files are created as needed with mode 0755.
-func writeTree(tb testing.TB, root string, tree map[string]node) {
-	tb.Helper()
-	for name, n := range tree {
-		p := filepath.Join(root, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			tb.Fatal(err)
-		}
-		mode := n.mode
-		var err error
-		switch {
-		case n.dir:
-			if mode == 0 {
-				mode = 0o755
-			}
-			if err = os.MkdirAll(p, 0o755); err == nil {
-				err = os.Chmod(p, mode)
-			}
-		case n.link != "":
-			err = os.Symlink(n.link, p)
-		default:
-			if mode == 0 {
-				mode = 0o644
-			}
-			if err = os.WriteFile(p, []byte(n.content), mode); err == nil {
-				err = os.Chmod(p, mode)
-			}
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-	}
+func connect(tb testing.TB) (*remote.Conn, release.Layout, *testenv.Host) {
+	c, dir, h := remotetest.Connect(tb)
+	return c, release.Layout{Path: dir}, h
 }
 
 // inodeState is what must not change in a base release when a later one is shipped from it.
@@ -136,16 +79,16 @@ func scan(tb testing.TB, root string) *Manifest {
 }
 
 // manyFiles returns n small files under dir, enough to make Ship use a tar stream.
-func manyFiles(dir string, n int, content string) map[string]node {
-	tree := make(map[string]node)
+func manyFiles(dir string, n int, content string) map[string]testenv.Node {
+	tree := make(map[string]testenv.Node)
 	for i := 0; i < n; i++ {
-		tree[fmt.Sprintf("%s/f%03d", dir, i)] = node{content: fmt.Sprintf("%s %d\n", content, i)}
+		tree[fmt.Sprintf("%s/f%03d", dir, i)] = testenv.Node{Content: fmt.Sprintf("%s %d\n", content, i)}
 	}
 	return tree
 }
 
-func merge(trees ...map[string]node) map[string]node {
-	out := make(map[string]node)
+func merge(trees ...map[string]testenv.Node) map[string]testenv.Node {
+	out := make(map[string]testenv.Node)
 	for _, t := range trees {
 		for k, v := range t {
 			out[k] = v
@@ -170,17 +113,17 @@ func TestShip_FirstDeploy(t *testing.T) {
 			ctx := context.Background()
 			c, layout, _ := connect(t)
 			src := t.TempDir()
-			writeTree(t, src, merge(manyFiles("many", method.many, "x"), map[string]node{
-				"app.py":         {content: "print('hi')\n"},
-				"bin/run":        {content: "#!/bin/sh\necho run\n", mode: 0o755},
-				"conf/secret":    {content: "s3cret\n", mode: 0o600},
-				"empty":          {content: ""},
-				"private":        {dir: true, mode: 0o700},
-				"readonly":       {dir: true, mode: 0o555},
-				"static/a.css":   {content: "a{}\n"},
-				"static/link":    {link: "a.css"},
-				"static/up":      {link: "../app.py"},
-				"static/dirlink": {link: "."},
+			testenv.WriteTree(t, src, merge(manyFiles("many", method.many, "x"), map[string]testenv.Node{
+				"app.py":         {Content: "print('hi')\n"},
+				"bin/run":        {Content: "#!/bin/sh\necho run\n", Mode: 0o755},
+				"conf/secret":    {Content: "s3cret\n", Mode: 0o600},
+				"empty":          {Content: ""},
+				"private":        {Dir: true, Mode: 0o700},
+				"readonly":       {Dir: true, Mode: 0o555},
+				"static/a.css":   {Content: "a{}\n"},
+				"static/link":    {Link: "a.css"},
+				"static/up":      {Link: "../app.py"},
+				"static/dirlink": {Link: "."},
 			}))
 			m := scan(t, src)
 			id := "20260101T000000Z-abc1234"
@@ -210,22 +153,22 @@ func TestShip_Incremental(t *testing.T) {
 		t.Run(method.name, func(t *testing.T) {
 			ctx := context.Background()
 			c, layout, h := connect(t)
-			v1 := merge(manyFiles("many", method.many, "v1"), map[string]node{
-				"same.txt":        {content: "same\n"},
-				"changed.txt":     {content: "old\n"},
-				"chmod.sh":        {content: "#!/bin/sh\n", mode: 0o644},
-				"gone.txt":        {content: "bye\n"},
-				"gonedir/a":       {content: "a\n"},
-				"gonedir/sub/b":   {content: "b\n"},
-				"becomes-dir":     {content: "file\n"},
-				"becomes-file/x":  {content: "x\n"},
-				"link":            {link: "same.txt"},
-				"locked":          {dir: true, mode: 0o555},
-				"locked/keep.txt": {content: "keep\n"},
-				"tight":           {dir: true, mode: 0o755},
+			v1 := merge(manyFiles("many", method.many, "v1"), map[string]testenv.Node{
+				"same.txt":        {Content: "same\n"},
+				"changed.txt":     {Content: "old\n"},
+				"chmod.sh":        {Content: "#!/bin/sh\n", Mode: 0o644},
+				"gone.txt":        {Content: "bye\n"},
+				"gonedir/a":       {Content: "a\n"},
+				"gonedir/sub/b":   {Content: "b\n"},
+				"becomes-dir":     {Content: "file\n"},
+				"becomes-file/x":  {Content: "x\n"},
+				"link":            {Link: "same.txt"},
+				"locked":          {Dir: true, Mode: 0o555},
+				"locked/keep.txt": {Content: "keep\n"},
+				"tight":           {Dir: true, Mode: 0o755},
 			})
 			src1 := t.TempDir()
-			writeTree(t, src1, v1)
+			testenv.WriteTree(t, src1, v1)
 			m1 := scan(t, src1)
 			id1, id2 := "20260101T000000Z", "20260101T000100Z"
 			if _, err := Ship(ctx, c, src1, m1, layout, id1, "", nil, method.opts); err != nil {
@@ -234,22 +177,22 @@ func TestShip_Incremental(t *testing.T) {
 			local1 := filepath.Join(layout.Release(id1))
 			before := snapshot(t, local1)
 
-			v2 := merge(manyFiles("many", method.many, "v2"), map[string]node{
-				"same.txt":          {content: "same\n"},
-				"changed.txt":       {content: "new content\n"},
-				"chmod.sh":          {content: "#!/bin/sh\n", mode: 0o755},
-				"new.txt":           {content: "new\n"},
-				"becomes-dir/y":     {content: "y\n"},
-				"becomes-file":      {content: "now a file\n"},
-				"link":              {link: "changed.txt"},
-				"locked":            {dir: true, mode: 0o555},
-				"locked/keep.txt":   {content: "keep\n"},
-				"locked/added.txt":  {content: "added\n"},
-				"tight":             {dir: true, mode: 0o700},
-				"newdir/deep/z.txt": {content: "z\n"},
+			v2 := merge(manyFiles("many", method.many, "v2"), map[string]testenv.Node{
+				"same.txt":          {Content: "same\n"},
+				"changed.txt":       {Content: "new content\n"},
+				"chmod.sh":          {Content: "#!/bin/sh\n", Mode: 0o755},
+				"new.txt":           {Content: "new\n"},
+				"becomes-dir/y":     {Content: "y\n"},
+				"becomes-file":      {Content: "now a file\n"},
+				"link":              {Link: "changed.txt"},
+				"locked":            {Dir: true, Mode: 0o555},
+				"locked/keep.txt":   {Content: "keep\n"},
+				"locked/added.txt":  {Content: "added\n"},
+				"tight":             {Dir: true, Mode: 0o700},
+				"newdir/deep/z.txt": {Content: "z\n"},
 			})
 			src2 := t.TempDir()
-			writeTree(t, src2, v2)
+			testenv.WriteTree(t, src2, v2)
 			m2 := scan(t, src2)
 			st, err := Ship(ctx, c, src2, m2, layout, id2, id1, m1, method.opts)
 			if err != nil {
@@ -301,12 +244,12 @@ func TestShip_HostileNames(t *testing.T) {
 			c, layout, h := connect(t)
 			tree := manyFiles("many", method.many, "x")
 			for i, n := range names {
-				tree[n] = node{content: fmt.Sprintf("content %d\n", i)}
+				tree[n] = testenv.Node{Content: fmt.Sprintf("content %d\n", i)}
 			}
-			tree["link to it's"] = node{link: "it's.txt"}
-			tree["-dash-link"] = node{link: "-rf"}
+			tree["link to it's"] = testenv.Node{Link: "it's.txt"}
+			tree["-dash-link"] = testenv.Node{Link: "-rf"}
 			src := t.TempDir()
-			writeTree(t, src, tree)
+			testenv.WriteTree(t, src, tree)
 			m1 := scan(t, src)
 			id1, id2 := "20260101T000000Z", "20260101T000100Z"
 			if _, err := Ship(ctx, c, src, m1, layout, id1, "", nil, method.opts); err != nil {
@@ -348,7 +291,7 @@ func TestShip_ExistingReleaseIsAnError(t *testing.T) {
 	ctx := context.Background()
 	c, layout, _ := connect(t)
 	src := t.TempDir()
-	writeTree(t, src, map[string]node{"a": {content: "a\n"}})
+	testenv.WriteTree(t, src, map[string]testenv.Node{"a": {Content: "a\n"}})
 	m := scan(t, src)
 	id := "20260101T000000Z"
 	if _, err := Ship(ctx, c, src, m, layout, id, "", nil, ShipOptions{}); err != nil {
@@ -366,7 +309,7 @@ func TestShip_SourceChangedAfterScan(t *testing.T) {
 			ctx := context.Background()
 			c, layout, _ := connect(t)
 			src := t.TempDir()
-			writeTree(t, src, merge(manyFiles("many", method.many, "x"), map[string]node{"a": {content: "a\n"}}))
+			testenv.WriteTree(t, src, merge(manyFiles("many", method.many, "x"), map[string]testenv.Node{"a": {Content: "a\n"}}))
 			m := scan(t, src)
 			if err := os.WriteFile(filepath.Join(src, "a"), []byte("b\n"), 0o644); err != nil {
 				t.Fatal(err)
@@ -392,7 +335,7 @@ func TestReadManifest_Tampered(t *testing.T) {
 	ctx := context.Background()
 	c, layout, _ := connect(t)
 	src := t.TempDir()
-	writeTree(t, src, map[string]node{"a": {content: "a\n"}, "b": {content: "b\n"}})
+	testenv.WriteTree(t, src, map[string]testenv.Node{"a": {Content: "a\n"}, "b": {Content: "b\n"}})
 	id := "20260101T000000Z"
 	if _, err := Ship(ctx, c, src, scan(t, src), layout, id, "", nil, ShipOptions{}); err != nil {
 		t.Fatal(err)
@@ -412,7 +355,7 @@ func TestVerify_DetectsTampering(t *testing.T) {
 	ctx := context.Background()
 	c, layout, _ := connect(t)
 	src := t.TempDir()
-	writeTree(t, src, map[string]node{"a": {content: "a\n"}, "b": {content: "b\n"}, "d/c": {content: "c\n"}})
+	testenv.WriteTree(t, src, map[string]testenv.Node{"a": {Content: "a\n"}, "b": {Content: "b\n"}, "d/c": {Content: "c\n"}})
 	m := scan(t, src)
 	id := "20260101T000000Z"
 	if _, err := Ship(ctx, c, src, m, layout, id, "", nil, ShipOptions{}); err != nil {
@@ -464,7 +407,7 @@ func TestShip_CancelStopsTransfer(t *testing.T) {
 }
 
 // noManifests fails the test if a failed ship left a manifest behind, staged or final.
-func noManifests(t *testing.T, layout Layout) {
+func noManifests(t *testing.T, layout release.Layout) {
 	t.Helper()
 	entries, err := os.ReadDir(layout.Manifests())
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

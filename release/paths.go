@@ -1,6 +1,8 @@
-package deploy
+package release
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"path"
 	"regexp"
@@ -90,3 +92,11 @@ func (l Layout) Manifests() string { return path.Join(l.Path, ".skiff", "manifes
 
 // Manifest is the manifest file of release id. The caller must have checked id with ValidReleaseID.
 func (l Layout) Manifest(id string) string { return path.Join(l.Path, ".skiff", "manifests", id) }
+
+// NewToken returns a random name part (12 hex digits) for temporary and trash names on a target, so that
+// runs that overlap never pick the same one.
+func NewToken() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,4 +1,4 @@
-package deploy
+package release
 
 import (
 	"context"
@@ -10,18 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pkg/sftp"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
 // runner runs one command on a target; every flow step needs only this much of a connection.
 type runner interface {
 	Run(ctx context.Context, cmd remote.Command) (*remote.Result, error)
-}
-
-// script builds a command that runs a fixed shell script with its inputs as positional parameters ($1, $2,
-// …), so no value from the inventory, a tree or a target is ever spliced into shell text.
-func script(text string, args ...string) remote.Command {
-	return remote.Command{Argv: append([]string{"sh", "-c", text, "skiff"}, args...)}
 }
 
 // LockOwner is written to <path>/.skiff/lock/owner.json so that whoever finds the lock held knows who holds it.
@@ -93,7 +88,7 @@ func AcquireLock(ctx context.Context, c runner, l Layout, owner LockOwner, stale
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.Run(ctx, script(acquireScript, l.SkiffDir(), l.LockDir(), string(data)))
+	res, err := c.Run(ctx, remote.Script(acquireScript, l.SkiffDir(), l.LockDir(), string(data)))
 	var ee *remote.ExitError
 	if errors.As(err, &ee) && ee.Status == 3 {
 		return nil, lockedError(l, res.Stdout, staleAfter)
@@ -123,7 +118,7 @@ func (k *Lock) Release(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 		defer cancel()
 	}
-	if _, err := k.c.Run(ctx, script(releaseScript, k.dir, k.owner.Token)); err != nil {
+	if _, err := k.c.Run(ctx, remote.Script(releaseScript, k.dir, k.owner.Token)); err != nil {
 		return fmt.Errorf("release lock %s: %w", k.dir, err)
 	}
 	return nil
@@ -131,7 +126,7 @@ func (k *Lock) Release(ctx context.Context) error {
 
 // LockStatus reads who holds the app's lock, or nil when it is free.
 func LockStatus(ctx context.Context, c runner, l Layout, staleAfter time.Duration) (*LockedError, error) {
-	res, err := c.Run(ctx, script(`[ -d "$1" ] || exit 0; cat "$1/owner.json" 2>/dev/null; echo; echo held`, l.LockDir()))
+	res, err := c.Run(ctx, remote.Script(`[ -d "$1" ] || exit 0; cat "$1/owner.json" 2>/dev/null; echo; echo held`, l.LockDir()))
 	if err != nil {
 		return nil, fmt.Errorf("lock status: %w", err)
 	}
@@ -144,8 +139,15 @@ func LockStatus(ctx context.Context, c runner, l Layout, staleAfter time.Duratio
 
 // ForceReleaseLock removes the app's lock whoever holds it: the operator's way out of a stale lock.
 func ForceReleaseLock(ctx context.Context, c runner, l Layout) error {
-	if _, err := c.Run(ctx, script(`rm -rf "$1"`, l.LockDir())); err != nil {
+	if _, err := c.Run(ctx, remote.Script(`rm -rf "$1"`, l.LockDir())); err != nil {
 		return fmt.Errorf("release lock %s: %w", l.LockDir(), err)
 	}
 	return nil
+}
+
+// Conn is what reading and changing an app's state on a target takes from the one connection to the host:
+// commands, and SFTP for reads that a shell would only slow down.
+type Conn interface {
+	runner
+	SFTP(ctx context.Context) (*sftp.Client, error)
 }

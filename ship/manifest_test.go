@@ -1,4 +1,4 @@
-package deploy
+package ship
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/skiffdeploy/skiff/internal/testenv"
 )
 
 func sha(s string) string {
@@ -29,12 +31,12 @@ func paths(m *Manifest) []string {
 
 func TestScan_Entries(t *testing.T) {
 	src := t.TempDir()
-	writeTree(t, src, map[string]node{
-		"app.py":      {content: "print(1)\n"},
-		"bin/run":     {content: "#!/bin/sh\n", mode: 0o755},
-		"secret":      {content: "s\n", mode: 0o600},
-		"private":     {dir: true, mode: 0o700},
-		"bin/current": {link: "run"},
+	testenv.WriteTree(t, src, map[string]testenv.Node{
+		"app.py":      {Content: "print(1)\n"},
+		"bin/run":     {Content: "#!/bin/sh\n", Mode: 0o755},
+		"secret":      {Content: "s\n", Mode: 0o600},
+		"private":     {Dir: true, Mode: 0o700},
+		"bin/current": {Link: "run"},
 	})
 	if err := os.Chmod(filepath.Join(src, "bin"), 0o750); err != nil {
 		t.Fatal(err)
@@ -57,19 +59,19 @@ func TestScan_Entries(t *testing.T) {
 }
 
 func TestScan_Excludes(t *testing.T) {
-	tree := map[string]node{
-		"app.py":                  {content: "1"},
-		"app.pyc":                 {content: "1"},
-		"pkg/mod.py":              {content: "1"},
-		"pkg/mod.pyc":             {content: "1"},
-		"pkg/__pycache__/mod.pyc": {content: "1"},
-		"__pycache__/x":           {content: "1"},
-		".git/HEAD":               {content: "1"},
-		"a/b/c.txt":               {content: "1"},
-		"a/bb/c.txt":              {content: "1"},
-		"x/a/b/c.txt":             {content: "1"},
-		"tmp/file":                {content: "1"},
-		"tmpfile/tmp":             {content: "1"},
+	tree := map[string]testenv.Node{
+		"app.py":                  {Content: "1"},
+		"app.pyc":                 {Content: "1"},
+		"pkg/mod.py":              {Content: "1"},
+		"pkg/mod.pyc":             {Content: "1"},
+		"pkg/__pycache__/mod.pyc": {Content: "1"},
+		"__pycache__/x":           {Content: "1"},
+		".git/HEAD":               {Content: "1"},
+		"a/b/c.txt":               {Content: "1"},
+		"a/bb/c.txt":              {Content: "1"},
+		"x/a/b/c.txt":             {Content: "1"},
+		"tmp/file":                {Content: "1"},
+		"tmpfile/tmp":             {Content: "1"},
 	}
 	tests := []struct {
 		name    string
@@ -93,7 +95,7 @@ func TestScan_Excludes(t *testing.T) {
 			"x/", "pkg/"}, want: []string{"app.py", "app.pyc", "tmpfile", "tmpfile/tmp"}},
 	}
 	src := t.TempDir()
-	writeTree(t, src, tree)
+	testenv.WriteTree(t, src, tree)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := Scan(context.Background(), src, tc.exclude)
@@ -128,30 +130,30 @@ func TestScan_BadExclude(t *testing.T) {
 func TestScan_Symlinks(t *testing.T) {
 	tests := []struct {
 		name    string
-		tree    map[string]node
+		tree    map[string]testenv.Node
 		wantErr string
 	}{
-		{name: "sibling", tree: map[string]node{"a": {content: "a"}, "l": {link: "a"}}},
-		{name: "dangling inside", tree: map[string]node{"l": {link: "missing/file"}}},
-		{name: "up and back in", tree: map[string]node{"d/x": {content: "x"}, "d/l": {link: "../d/x"}}},
-		{name: "the root itself", tree: map[string]node{"d/l": {link: ".."}}},
-		{name: "dots in a name", tree: map[string]node{"..foo": {content: "x"}, "l": {link: "..foo"}}},
-		{name: "loop is not an escape", tree: map[string]node{"a": {link: "b"}, "b": {link: "a"}}},
-		{name: "absolute", tree: map[string]node{"l": {link: "/etc/passwd"}},
+		{name: "sibling", tree: map[string]testenv.Node{"a": {Content: "a"}, "l": {Link: "a"}}},
+		{name: "dangling inside", tree: map[string]testenv.Node{"l": {Link: "missing/file"}}},
+		{name: "up and back in", tree: map[string]testenv.Node{"d/x": {Content: "x"}, "d/l": {Link: "../d/x"}}},
+		{name: "the root itself", tree: map[string]testenv.Node{"d/l": {Link: ".."}}},
+		{name: "dots in a name", tree: map[string]testenv.Node{"..foo": {Content: "x"}, "l": {Link: "..foo"}}},
+		{name: "loop is not an escape", tree: map[string]testenv.Node{"a": {Link: "b"}, "b": {Link: "a"}}},
+		{name: "absolute", tree: map[string]testenv.Node{"l": {Link: "/etc/passwd"}},
 			wantErr: `"l": symlink target "/etc/passwd" is absolute`},
-		{name: "parent of root", tree: map[string]node{"l": {link: "../outside"}},
+		{name: "parent of root", tree: map[string]testenv.Node{"l": {Link: "../outside"}},
 			wantErr: `symlink "l": target "../outside" escapes the tree`},
-		{name: "deep escape", tree: map[string]node{"d/e/l": {link: "../../../x"}},
+		{name: "deep escape", tree: map[string]testenv.Node{"d/e/l": {Link: "../../../x"}},
 			wantErr: `symlink "d/e/l": target "../../../x" escapes the tree`},
-		{name: "escape through another link", tree: map[string]node{"b": {link: "."}, "l": {link: "b/.."}},
+		{name: "escape through another link", tree: map[string]testenv.Node{"b": {Link: "."}, "l": {Link: "b/.."}},
 			wantErr: `symlink "l": target "b/.." escapes the tree`},
-		{name: "escape through a nested link", tree: map[string]node{"d/up": {link: ".."}, "l": {link: "d/up/../x"}},
+		{name: "escape through a nested link", tree: map[string]testenv.Node{"d/up": {Link: ".."}, "l": {Link: "d/up/../x"}},
 			wantErr: `symlink "l": target "d/up/../x" escapes the tree`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			src := t.TempDir()
-			writeTree(t, src, tc.tree)
+			testenv.WriteTree(t, src, tc.tree)
 			m, err := Scan(context.Background(), src, nil)
 			if tc.wantErr != "" {
 				if err == nil || !strings.HasSuffix(err.Error(), ": "+tc.wantErr) {
@@ -163,8 +165,8 @@ func TestScan_Symlinks(t *testing.T) {
 				t.Fatal(err)
 			}
 			for name, n := range tc.tree {
-				if e, ok := m.Lookup(name); n.link != "" && (!ok || e.Type != TypeSymlink || e.Link != n.link) {
-					t.Errorf("%s: entry %+v, want a symlink to %q", name, e, n.link)
+				if e, ok := m.Lookup(name); n.Link != "" && (!ok || e.Type != TypeSymlink || e.Link != n.Link) {
+					t.Errorf("%s: entry %+v, want a symlink to %q", name, e, n.Link)
 				}
 			}
 		})
@@ -175,11 +177,11 @@ func TestScan_HostileNames(t *testing.T) {
 	names := []string{"with space", "it's", `"dq"`, "$(touch x)", "`id`", "-rf", "--", "..foo", "...", `a\b`,
 		"\xff\xfe", "ünï", "*", "semi;colon", strings.Repeat("n", 255)}
 	src := t.TempDir()
-	tree := map[string]node{}
+	tree := map[string]testenv.Node{}
 	for _, n := range names {
-		tree[n] = node{content: n}
+		tree[n] = testenv.Node{Content: n}
 	}
-	writeTree(t, src, tree)
+	testenv.WriteTree(t, src, tree)
 	m, err := Scan(context.Background(), src, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +227,7 @@ func TestScan_Refuses(t *testing.T) {
 
 func TestScan_RootMayBeASymlink(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]node{"real/a": {content: "a"}, "link": {link: "real"}})
+	testenv.WriteTree(t, dir, map[string]testenv.Node{"real/a": {Content: "a"}, "link": {Link: "real"}})
 	m, err := Scan(context.Background(), filepath.Join(dir, "link"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +239,7 @@ func TestScan_RootMayBeASymlink(t *testing.T) {
 
 func TestScan_Cancelled(t *testing.T) {
 	src := t.TempDir()
-	writeTree(t, src, manyFiles("d", 50, "x"))
+	testenv.WriteTree(t, src, manyFiles("d", 50, "x"))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := Scan(ctx, src, nil); err == nil || !strings.Contains(err.Error(), "context canceled") {

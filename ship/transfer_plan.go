@@ -1,4 +1,4 @@
-package deploy
+package ship
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
@@ -139,7 +140,7 @@ func (p *shipPlan) uploadTotals() (files, bytes int64) {
 }
 
 // report hands a dry run's operations to plan, in the order Ship would perform them.
-func (p *shipPlan) report(l Layout, id string, plan func(op, path string)) {
+func (p *shipPlan) report(l release.Layout, id string, plan func(op, path string)) {
 	if plan == nil {
 		return
 	}
@@ -171,7 +172,7 @@ func (p *shipPlan) report(l Layout, id string, plan func(op, path string)) {
 // command-line limit, that creates the release directory, fills it from the base with hard links, and makes
 // every change that needs no file content. Every name goes through remote.Quote.
 // With cloned, the release directory already is the base's copy (CloneReleaseCommand).
-func (p *shipPlan) prepareScript(l Layout, id, token string, detectTar, cloned bool) []byte {
+func (p *shipPlan) prepareScript(l release.Layout, id, token string, detectTar, cloned bool) []byte {
 	var b shipScript
 	b.line("set -e")
 	b.line("umask 022")
@@ -203,7 +204,7 @@ func (p *shipPlan) prepareScript(l Layout, id, token string, detectTar, cloned b
 // refuses links), which is how Ship starts a release from its base. A deploy runs it while it still reads the
 // base's manifest and waits for its scan, then tells Ship (ShipOptions.Cloned). An empty base makes an empty
 // release directory.
-func CloneReleaseCommand(l Layout, base, id string) remote.Command {
+func CloneReleaseCommand(l release.Layout, base, id string) remote.Command {
 	var b shipScript
 	b.line("set -e")
 	b.line("umask 022")
@@ -212,7 +213,7 @@ func CloneReleaseCommand(l Layout, base, id string) remote.Command {
 }
 
 // clone writes the lines that create release id from base (or empty), and the directories it lives in.
-func (s *shipScript) clone(l Layout, base, id string) {
+func (s *shipScript) clone(l release.Layout, base, id string) {
 	s.line("mkdir -p -- %s %s", remote.Quote(l.Releases()), remote.Quote(l.Manifests()))
 	s.line("cd %s", remote.Quote(l.Releases()))
 	s.line("mkdir -- %s", remote.Quote(id))
@@ -224,7 +225,7 @@ func (s *shipScript) clone(l Layout, base, id string) {
 
 // finishScript sets the modes of directories once nothing more is created in them, deepest first so that a
 // parent losing its owner's search permission does not lock its children out. It is nil when there is none.
-func (p *shipPlan) finishScript(l Layout, id string) []byte {
+func (p *shipPlan) finishScript(l release.Layout, id string) []byte {
 	if len(p.chmodDirs) == 0 {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package deploy
+package ship
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/skiffdeploy/skiff/internal/testenv"
+	"github.com/skiffdeploy/skiff/release"
 )
 
 // scanDeferred is ScanDeferred of root with the given cache, failing the test on error.
@@ -22,11 +23,11 @@ func scanDeferred(tb testing.TB, root string, cache *HashCache) *Manifest {
 }
 
 // backdate sets the modification time of every file of tree under root an hour back, out of the racy window.
-func backdate(tb testing.TB, root string, tree map[string]node) {
+func backdate(tb testing.TB, root string, tree map[string]testenv.Node) {
 	tb.Helper()
 	earlier := time.Now().Add(-time.Hour)
 	for p, n := range tree {
-		if n.link == "" {
+		if n.Link == "" {
 			if err := os.Chtimes(filepath.Join(root, filepath.FromSlash(p)), earlier, earlier); err != nil {
 				tb.Fatal(err)
 			}
@@ -36,7 +37,7 @@ func backdate(tb testing.TB, root string, tree map[string]node) {
 
 // storedMatchesScan fails the test unless the manifest stored for id is the one a full Scan of src gives, and
 // the release holds exactly that.
-func storedMatchesScan(t *testing.T, c Conn, layout Layout, id, src string) *Manifest {
+func storedMatchesScan(t *testing.T, c release.Conn, layout release.Layout, id, src string) *Manifest {
 	t.Helper()
 	ctx := context.Background()
 	stored, err := ReadManifest(ctx, c, layout, id)
@@ -55,8 +56,8 @@ func storedMatchesScan(t *testing.T, c Conn, layout Layout, id, src string) *Man
 
 func TestScanDeferred_LeavesUnknownFilesToShip(t *testing.T) {
 	src := t.TempDir()
-	tree := map[string]node{"known": {content: "known\n"}, "unknown": {content: "unknown\n"}, "d/link": {link: "../known"}}
-	writeTree(t, src, tree)
+	tree := map[string]testenv.Node{"known": {Content: "known\n"}, "unknown": {Content: "unknown\n"}, "d/link": {Link: "../known"}}
+	testenv.WriteTree(t, src, tree)
 	backdate(t, src, tree)
 	cacheDir := t.TempDir()
 	cache := OpenHashCache(cacheDir, src)
@@ -86,15 +87,15 @@ func TestShip_DeferredHashes(t *testing.T) {
 		t.Run(method.name, func(t *testing.T) {
 			ctx := context.Background()
 			c, layout, _ := connect(t)
-			v1 := merge(manyFiles("many", method.many, "v1"), map[string]node{
-				"same.txt":      {content: "same\n"},
-				"same-size.txt": {content: "aaaa\n"},
-				"resized.txt":   {content: "short\n"},
-				"mode.sh":       {content: "#!/bin/sh\n", mode: 0o644},
-				"link":          {link: "same.txt"},
+			v1 := merge(manyFiles("many", method.many, "v1"), map[string]testenv.Node{
+				"same.txt":      {Content: "same\n"},
+				"same-size.txt": {Content: "aaaa\n"},
+				"resized.txt":   {Content: "short\n"},
+				"mode.sh":       {Content: "#!/bin/sh\n", Mode: 0o644},
+				"link":          {Link: "same.txt"},
 			})
 			src1 := t.TempDir()
-			writeTree(t, src1, v1)
+			testenv.WriteTree(t, src1, v1)
 			testenv.WriteBigFile(t, filepath.Join(src1, "big.bin"), deferMinBytes) // so that hashes are taken on the way
 			id1, id2 := "20260101T000000Z", "20260101T000100Z"
 			st, err := Ship(ctx, c, src1, scanDeferred(t, src1, nil), layout, id1, "", nil, method.opts)
@@ -106,16 +107,16 @@ func TestShip_DeferredHashes(t *testing.T) {
 			}
 			m1 := storedMatchesScan(t, c, layout, id1, src1)
 
-			v2 := merge(manyFiles("many", method.many, "v2"), map[string]node{
-				"same.txt":      {content: "same\n"},
-				"same-size.txt": {content: "bbbb\n"},
-				"resized.txt":   {content: "much longer now\n"},
-				"mode.sh":       {content: "#!/bin/sh\n", mode: 0o755},
-				"new.txt":       {content: "new\n"},
-				"link":          {link: "new.txt"},
+			v2 := merge(manyFiles("many", method.many, "v2"), map[string]testenv.Node{
+				"same.txt":      {Content: "same\n"},
+				"same-size.txt": {Content: "bbbb\n"},
+				"resized.txt":   {Content: "much longer now\n"},
+				"mode.sh":       {Content: "#!/bin/sh\n", Mode: 0o755},
+				"new.txt":       {Content: "new\n"},
+				"link":          {Link: "new.txt"},
 			})
 			src2 := t.TempDir()
-			writeTree(t, src2, v2)
+			testenv.WriteTree(t, src2, v2)
 			testenv.WriteBigFile(t, filepath.Join(src2, "big.bin"), deferMinBytes+1)
 			st, err = Ship(ctx, c, src2, scanDeferred(t, src2, nil), layout, id2, id1, m1, method.opts)
 			if err != nil {
@@ -147,7 +148,7 @@ func TestShip_DeferredFileChangedAfterScan(t *testing.T) {
 			t.Run(method.name+"/"+size.name, func(t *testing.T) {
 				c, layout, _ := connect(t)
 				src := t.TempDir()
-				writeTree(t, src, manyFiles("many", method.many, "x"))
+				testenv.WriteTree(t, src, manyFiles("many", method.many, "x"))
 				a := filepath.Join(src, "a")
 				testenv.WriteBigFile(t, a, size.size)
 				m := scanDeferred(t, src, nil)
@@ -168,7 +169,7 @@ func TestShip_DeferredFileChangedAfterScan(t *testing.T) {
 
 func TestDeferredHashes_HashUpFront(t *testing.T) {
 	src := t.TempDir()
-	writeTree(t, src, map[string]node{"small": {content: "small\n"}, "same": {content: "same\n"}})
+	testenv.WriteTree(t, src, map[string]testenv.Node{"small": {Content: "small\n"}, "same": {Content: "same\n"}})
 	testenv.WriteBigFile(t, filepath.Join(src, "big"), deferMinBytes)
 	old := scan(t, src)
 	cases := []struct {
@@ -214,8 +215,8 @@ func TestShip_DeferredHashesReachTheCache(t *testing.T) {
 	ctx := context.Background()
 	c, layout, _ := connect(t)
 	src := t.TempDir()
-	tree := map[string]node{"a": {content: "a\n"}, "d/b": {content: "bb\n"}, "big": {}}
-	writeTree(t, src, tree)
+	tree := map[string]testenv.Node{"a": {Content: "a\n"}, "d/b": {Content: "bb\n"}, "big": {}}
+	testenv.WriteTree(t, src, tree)
 	testenv.WriteBigFile(t, filepath.Join(src, "big"), deferMinBytes) // hashed on the way, the others too
 	backdate(t, src, tree)
 	cacheDir := t.TempDir()
@@ -241,8 +242,8 @@ func TestShip_RehashesOnlyFilesNoStampProves(t *testing.T) {
 			ctx := context.Background()
 			c, layout, _ := connect(t)
 			src := t.TempDir()
-			tree := merge(manyFiles("many", method.many, "x"), map[string]node{"a": {content: "a\n"}, "b": {content: "b\n"}, "new": {content: "new\n"}})
-			writeTree(t, src, tree)
+			tree := merge(manyFiles("many", method.many, "x"), map[string]testenv.Node{"a": {Content: "a\n"}, "b": {Content: "b\n"}, "new": {Content: "new\n"}})
+			testenv.WriteTree(t, src, tree)
 			earlier := time.Now().Add(-time.Hour)
 			for p := range tree {
 				if p != "new" {

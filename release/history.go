@@ -1,4 +1,4 @@
-package deploy
+package release
 
 import (
 	"bufio"
@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/skiffdeploy/skiff/remote"
 )
 
 // Results recorded in history.
@@ -74,7 +76,7 @@ func AppendHistory(ctx context.Context, c runner, l Layout, e HistoryEntry) erro
 	if err != nil {
 		return err
 	}
-	if _, err := c.Run(ctx, script(`mkdir -p "$1" && printf '%s\n' "$3" >> "$2"`, l.SkiffDir(), l.History(), string(data))); err != nil {
+	if _, err := c.Run(ctx, remote.Script(`mkdir -p "$1" && printf '%s\n' "$3" >> "$2"`, l.SkiffDir(), l.History(), string(data))); err != nil {
 		return fmt.Errorf("append history: %w", err)
 	}
 	return nil
@@ -82,7 +84,7 @@ func AppendHistory(ctx context.Context, c runner, l Layout, e HistoryEntry) erro
 
 // ReadHistory returns the app's history on the target, oldest first; a missing file is an empty history.
 func ReadHistory(ctx context.Context, c runner, l Layout) ([]HistoryEntry, error) {
-	res, err := c.Run(ctx, script(`[ -f "$1" ] && cat "$1" || true`, l.History()))
+	res, err := c.Run(ctx, remote.Script(`[ -f "$1" ] && cat "$1" || true`, l.History()))
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
