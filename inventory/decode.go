@@ -32,6 +32,8 @@ type (
 		Registries toml.Primitive `toml:"registries"`
 		Apps       toml.Primitive `toml:"apps"`
 		Schedules  toml.Primitive `toml:"schedules"`
+		Serve      toml.Primitive `toml:"serve"`
+		Triggers   toml.Primitive `toml:"triggers"`
 	}
 	rawDefaults struct {
 		User           rawValue `toml:"user"`
@@ -124,6 +126,8 @@ type rawInventory struct {
 	registries map[string]*rawRegistry
 	apps       map[string]*rawApp
 	schedules  []*rawSchedule
+	serve      *rawServe
+	triggers   []*rawTrigger
 	index      *keyIndex
 }
 
@@ -174,7 +178,8 @@ func decode(file string, data []byte) (*rawInventory, *keyIndex, error) {
 			raw.apps[name] = a
 		}
 	}
-	raw.schedules = d.schedules(top.Schedules)
+	raw.schedules = decodeArray[rawSchedule](d, top.Schedules, "schedules")
+	raw.serve, raw.triggers = d.serve(top.Serve, top.Triggers)
 	if err := d.ps.first(); err != nil {
 		return nil, nil, err
 	}
@@ -223,29 +228,29 @@ func (d *decoder) named(p toml.Primitive, key string) func(func(string, toml.Pri
 	}
 }
 
-// schedules decodes the [[schedules]] array.
-func (d *decoder) schedules(p toml.Primitive) []*rawSchedule {
-	if !d.md.IsDefined("schedules") {
+// decodeArray decodes an array of tables such as [[schedules]] at the top-level key.
+func decodeArray[T any](d *decoder, p toml.Primitive, key string) []*T {
+	if !d.md.IsDefined(key) {
 		return nil
 	}
-	path := newPath("schedules")
-	if t := d.md.Type("schedules"); t != "ArrayHash" && t != "Array" {
-		d.ps.add(path, "must be an array of tables ([[schedules]]), not %s", metaTypeName(t))
+	path := newPath(key)
+	if t := d.md.Type(key); t != "ArrayHash" && t != "Array" {
+		d.ps.add(path, "must be an array of tables ([[%s]]), not %s", key, metaTypeName(t))
 		return nil
 	}
 	var elems []toml.Primitive
 	if err := d.md.PrimitiveDecode(p, &elems); err != nil {
-		d.ps.add(path, "must be an array of tables ([[schedules]])")
+		d.ps.add(path, "must be an array of tables ([[%s]])", key)
 		return nil
 	}
-	out := make([]*rawSchedule, 0, len(elems))
+	out := make([]*T, 0, len(elems))
 	for i, e := range elems {
-		s := &rawSchedule{}
-		if err := d.md.PrimitiveDecode(e, s); err != nil {
+		v := new(T)
+		if err := d.md.PrimitiveDecode(e, v); err != nil {
 			d.ps.add(path.elem(i), "must be a table")
 			continue
 		}
-		out = append(out, s)
+		out = append(out, v)
 	}
 	return out
 }

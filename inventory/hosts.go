@@ -48,6 +48,7 @@ func (b *builder) build() *Inventory {
 			inv.Schedules = append(inv.Schedules, sc)
 		}
 	}
+	b.serveAndTriggers(inv)
 	return inv
 }
 

@@ -25,6 +25,10 @@ type Inventory struct {
 	Apps map[string]*App `json:"apps"`
 	// Schedules in file order.
 	Schedules []*Schedule `json:"schedules"`
+	// Serve configures `skiff serve`; nil when the file has no [serve] table.
+	Serve *Serve `json:"serve,omitempty"`
+	// Triggers in file order: the webhooks `skiff serve` takes.
+	Triggers []*Trigger `json:"triggers,omitempty"`
 }
 
 // Defaults holds the [defaults] table: connection settings every host
