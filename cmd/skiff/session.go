@@ -80,6 +80,11 @@ func newSession(c *cli.Context) (*session, error) {
 // newEngine starts a fleet engine for inv with the global options g. Secrets for CI come from the environment
 // only: SKIFF_SSH_KEY (a whole private key), SKIFF_SSH_PASSPHRASE and SKIFF_KNOWN_HOSTS.
 func newEngine(inv *inventory.Inventory, g globals, events func(fleet.Event), logf func(string, ...any)) *fleet.Engine {
+	return fleet.New(engineConfig(inv, g, events, logf))
+}
+
+// engineConfig is the fleet engine configuration newEngine uses; `skiff serve` changes who runs each job.
+func engineConfig(inv *inventory.Inventory, g globals, events func(fleet.Event), logf func(string, ...any)) fleet.Config {
 	cfg := fleet.Config{
 		Inventory: inv,
 		SSH: fleet.SSH{
@@ -100,7 +105,7 @@ func newEngine(inv *inventory.Inventory, g globals, events func(fleet.Event), lo
 	if g.verbose {
 		cfg.Debugf = logf
 	}
-	return fleet.New(cfg)
+	return cfg
 }
 
 func (s *session) close() { s.engine.Close() }

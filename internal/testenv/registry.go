@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +32,17 @@ type RegistryOptions struct {
 	Dir string
 	// Username and Password protect the registry with HTTP basic auth (bcrypt htpasswd) when Username is set.
 	Username, Password string
+	// Notify, when URL is set, makes the registry send its notifications (manifest and blob pushes and
+	// pulls) to that endpoint.
+	Notify RegistryNotify
+}
+
+// RegistryNotify is a notifications endpoint of the registry's configuration.
+type RegistryNotify struct {
+	// URL receives the registry's event envelopes (POST, application/vnd.docker.distribution.events.v1+json).
+	URL string
+	// Headers are sent with every notification, such as Authorization: Bearer <secret>.
+	Headers map[string]string
 }
 
 // Registry is a real docker registry (github.com/distribution/distribution) listening on 127.0.0.1 over
@@ -42,6 +55,7 @@ type Registry struct {
 	// Username and Password are the credentials it accepts ("" when it is open).
 	Username, Password string
 
+	notify   RegistryNotify
 	spawn    *spawner
 	proc     *process
 	stopOnce sync.Once
@@ -64,6 +78,7 @@ func StartRegistry(ctx context.Context, opts RegistryOptions) (*Registry, error)
 		Username: opts.Username,
 		Password: opts.Password,
 		spawn:    newSpawner(),
+		notify:   opts.Notify,
 	}
 	htpasswd := ""
 	if opts.Username != "" {
@@ -105,6 +120,16 @@ func (r *Registry) registryConfig(htpasswd string) string {
 	fmt.Fprintf(&b, "http:\n  addr: %s\n", strconv.Quote(r.Addr))
 	if htpasswd != "" {
 		fmt.Fprintf(&b, "auth:\n  htpasswd:\n    realm: skiff-testenv\n    path: %s\n", strconv.Quote(htpasswd))
+	}
+	if n := r.notify; n.URL != "" {
+		fmt.Fprintf(&b, "notifications:\n  endpoints:\n    - name: skiff-testenv\n      url: %s\n", strconv.Quote(n.URL))
+		fmt.Fprintf(&b, "      timeout: 5s\n      threshold: 3\n      backoff: 1s\n")
+		if len(n.Headers) > 0 {
+			b.WriteString("      headers:\n")
+			for _, k := range slices.Sorted(maps.Keys(n.Headers)) {
+				fmt.Fprintf(&b, "        %s: [%s]\n", strconv.Quote(k), strconv.Quote(n.Headers[k]))
+			}
+		}
 	}
 	return b.String()
 }

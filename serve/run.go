@@ -1,0 +1,195 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/skiffdeploy/skiff/fleet"
+	"github.com/skiffdeploy/skiff/inventory"
+)
+
+// run deploys one job through a fleet engine of its own, its events going to the job's log, and records the
+// result.
+func (s *Server) run(j *Job, log *liveLog) {
+	ctx := s.jobsCtx
+	stopFlush := s.flushLog(j.ID, log)
+	defer func() {
+		stopFlush()
+		s.finish(j, log)
+	}()
+	s.cfg.Logf("job %d (%s) started: %s", j.ID, j.App, describe(j))
+	log.addf("job %d: %s, from trigger %s (delivery %s)", j.ID, describe(j), j.Trigger, j.Delivery)
+	rep, err := s.deploy(ctx, j, log)
+	if rep != nil {
+		j.Hosts = rep.Hosts
+	}
+	switch {
+	case ctx.Err() != nil:
+		j.Status, j.Error = StatusInterrupted, "cancelled: skiff serve was stopped"
+	case err != nil:
+		j.Status, j.Error = StatusFailed, err.Error()
+	case !rep.OK():
+		j.Status, j.Error = StatusFailed, failedHosts(rep)
+	default:
+		j.Status = StatusOK
+	}
+	if j.Error != "" {
+		log.addf("%s: %s", j.Status, j.Error)
+	} else {
+		log.addf("%s", j.Status)
+	}
+}
+
+// deploy sends the job's request to a fresh engine; a source app's commit is fetched first.
+func (s *Server) deploy(ctx context.Context, j *Job, log *liveLog) (*fleet.Report, error) {
+	app, ok := s.cfg.Inventory.Apps[j.App]
+	if !ok {
+		return nil, fmt.Errorf("no app %q in the inventory", j.App)
+	}
+	req := fleet.DeployRequest{App: j.App, Tag: j.Tag}
+	if app.Kind != inventory.KindImage {
+		t := s.triggers[j.Trigger]
+		if t == nil || t.Repo == "" {
+			return nil, fmt.Errorf("trigger %q has no repo to fetch app %s from", j.Trigger, j.App)
+		}
+		dir, commit, err := fetchTree(ctx, s.gitCache(), j.App, t.Repo, j.Ref, j.SHA, log.addf)
+		if err != nil {
+			return nil, err
+		}
+		req.Source, req.Revision, j.Revision = dir, commit, commit
+	} else {
+		j.Revision = j.SHA
+		req.Revision = j.SHA
+	}
+	e := s.cfg.Engine(j.Origin(), func(ev fleet.Event) { log.add(formatEvent(ev)) })
+	defer e.Close()
+	return e.Deploy(ctx, req)
+}
+
+// gitCache is the directory of fetched source trees, next to the job store.
+func (s *Server) gitCache() string {
+	return filepath.Join(filepath.Dir(s.cfg.State), "skiff-serve-src")
+}
+
+// flushLog stores the job's log every two seconds while it runs, so a crash keeps most of it.
+func (s *Server) flushLog(id uint64, log *liveLog) (stop func()) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		n := 0
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if b := log.bytes(); len(b) != n {
+					n = len(b)
+					_ = s.store.putLog(id, b)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}
+
+// describe says what a job deploys.
+func describe(j *Job) string {
+	var parts []string
+	if j.Tag != "" {
+		parts = append(parts, "tag "+j.Tag)
+	}
+	if j.Ref != "" {
+		parts = append(parts, "ref "+j.Ref)
+	}
+	if j.SHA != "" {
+		parts = append(parts, "commit "+j.SHA)
+	}
+	return "deploy " + j.App + " " + strings.Join(parts, ", ")
+}
+
+// formatEvent renders an engine event as one log line.
+func formatEvent(ev fleet.Event) string {
+	ts := ev.Time.UTC().Format("15:04:05")
+	switch ev.Kind {
+	case fleet.EventStart:
+		return ts + " hosts: " + strings.Join(ev.Hosts, ", ")
+	case fleet.EventDone:
+		r := ev.Result
+		if r.OK {
+			after := ""
+			if r.Outcome != nil && r.Outcome.After != "" {
+				after = " release " + r.Outcome.After
+			}
+			return fmt.Sprintf("%s %s: ok%s (%s)", ts, ev.Host, after, time.Duration(r.DurationMS)*time.Millisecond)
+		}
+		return fmt.Sprintf("%s %s: FAILED: %s", ts, ev.Host, r.Error)
+	case fleet.EventLine:
+		return ts + " " + ev.Host + " | " + ev.Text
+	}
+	if ev.Host != "" {
+		return ts + " " + ev.Host + ": " + ev.Text
+	}
+	return ts + " " + ev.Text
+}
+
+// failedHosts names the hosts that failed and why.
+func failedHosts(rep *fleet.Report) string {
+	var out []string
+	for _, h := range rep.Hosts {
+		if !h.OK {
+			out = append(out, h.Host+": "+firstLine(h.Error))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// clearLockLater removes, once the app's timeout has passed since the job started, the lock an interrupted
+// job left on its hosts: only a stale lock that carries the job's own origin, so another run's lock stays.
+func (s *Server) clearLockLater(j *Job) {
+	app, ok := s.cfg.Inventory.Apps[j.App]
+	if !ok || j.Started == nil {
+		return
+	}
+	wait := time.Until(j.Started.Add(app.Timeout.Duration + time.Second))
+	s.jobs.Add(1)
+	go func() {
+		defer s.jobs.Done()
+		select {
+		case <-time.After(wait):
+		case <-s.jobsCtx.Done():
+			return
+		}
+		ctx, cancel := context.WithTimeout(s.jobsCtx, 2*time.Minute)
+		defer cancel()
+		e := s.cfg.Engine(j.Origin(), nil)
+		defer e.Close()
+		rep, err := e.ReleaseStaleLock(ctx, fleet.AppRequest{App: j.App}, j.Origin())
+		if err == nil {
+			for _, h := range rep.Hosts {
+				if h.Released != "" {
+					s.cfg.Logf("job %d (%s): removed the lock it left on %s", j.ID, j.App, h.Host)
+				} else if h.Err != nil && !errors.Is(h.Err, context.Canceled) {
+					err = h.Err
+				}
+			}
+		}
+		if err != nil {
+			s.cfg.Logf("job %d (%s): clearing its lock: %v", j.ID, j.App, err)
+		}
+	}()
+}

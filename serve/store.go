@@ -1,0 +1,306 @@
+package serve
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/skiffdeploy/skiff/fleet"
+)
+
+// The statuses of a job.
+const (
+	StatusQueued      = "queued"
+	StatusRunning     = "running"
+	StatusOK          = "ok"
+	StatusFailed      = "failed"
+	StatusSuperseded  = "superseded"
+	StatusInterrupted = "interrupted"
+)
+
+// Job is one deploy asked for by a webhook, as the store keeps it and the API shows it.
+type Job struct {
+	ID       uint64 `json:"id"`
+	App      string `json:"app"`
+	Trigger  string `json:"trigger"`
+	Delivery string `json:"delivery"`
+	// What is the event as its sender names it.
+	What string `json:"event"`
+	// Tag (image apps), Ref and SHA (git events) are what the event asked for; Revision is what the deploy
+	// recorded.
+	Tag      string `json:"tag,omitempty"`
+	Ref      string `json:"ref,omitempty"`
+	SHA      string `json:"sha,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Status   string `json:"status"`
+	Error    string `json:"error,omitempty"`
+	// SupersededBy is the newer job of the app that replaced this one while it waited.
+	SupersededBy uint64     `json:"superseded_by,omitempty"`
+	Created      time.Time  `json:"created"`
+	Started      *time.Time `json:"started,omitempty"`
+	Finished     *time.Time `json:"finished,omitempty"`
+	// Hosts are the per-host results, the same objects `skiff deploy --json` prints.
+	Hosts []*fleet.HostResult `json:"hosts,omitempty"`
+}
+
+// Origin is what the targets' history and lock record for the job: the trigger and the delivery.
+func (j *Job) Origin() string { return "serve:" + j.Trigger + "/" + j.Delivery }
+
+// Done reports whether the job will not change any more.
+func (j *Job) Done() bool { return j.Status != StatusQueued && j.Status != StatusRunning }
+
+// DurationMS is how long the job ran, or has run so far.
+func (j *Job) DurationMS() int64 {
+	if j.Started == nil {
+		return 0
+	}
+	end := time.Now()
+	if j.Finished != nil {
+		end = *j.Finished
+	}
+	return end.Sub(*j.Started).Milliseconds()
+}
+
+var (
+	bucketJobs       = []byte("jobs")
+	bucketLogs       = []byte("logs")
+	bucketDeliveries = []byte("deliveries")
+)
+
+// deliveryTTL is how long a delivery id is remembered for duplicate detection.
+const deliveryTTL = 30 * 24 * time.Hour
+
+// store keeps jobs, their logs and the delivery ids seen, in one bbolt file.
+type store struct{ db *bolt.DB }
+
+// openStore opens (or creates) the job store at file. Another process holding it is an error after a
+// short wait, not a hang.
+func openStore(file string) (*store, error) {
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return nil, fmt.Errorf("job store: %w", err)
+	}
+	db, err := bolt.Open(file, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("job store %s: %w", file, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketJobs, bucketLogs, bucketDeliveries} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("job store %s: %w", file, err)
+	}
+	return &store{db: db}, nil
+}
+
+func (s *store) close() error { return s.db.Close() }
+
+func itob(id uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, id)
+	return b
+}
+
+func deliveryKey(trigger, delivery string) []byte { return []byte(trigger + "\x00" + delivery) }
+
+func getJob(tx *bolt.Tx, id uint64) (*Job, error) {
+	data := tx.Bucket(bucketJobs).Get(itob(id))
+	if data == nil {
+		return nil, nil
+	}
+	j := &Job{}
+	if err := json.Unmarshal(data, j); err != nil {
+		return nil, fmt.Errorf("job %d: %w", id, err)
+	}
+	return j, nil
+}
+
+func putJob(tx *bolt.Tx, j *Job) error {
+	data, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketJobs).Put(itob(j.ID), data)
+}
+
+// seen returns the job a delivery queued (0 when it queued nothing), and whether it was seen at all.
+func (s *store) seen(trigger, delivery string) (job uint64, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketDeliveries).Get(deliveryKey(trigger, delivery))
+		if v != nil && len(v) >= 16 {
+			job, ok = binary.BigEndian.Uint64(v[8:16]), true
+		}
+		return nil
+	})
+	return job, ok, err
+}
+
+// errDuplicate is returned by add for a delivery seen before.
+var errDuplicate = errors.New("duplicate delivery")
+
+// add records the delivery and, unless it was seen before, stores j as a new queued job; the app's waiting
+// job, if any, is superseded by it. It returns the id of the superseded job (0 for none).
+func (s *store) add(j *Job, waiting uint64) (superseded uint64, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		deliveries := tx.Bucket(bucketDeliveries)
+		key := deliveryKey(j.Trigger, j.Delivery)
+		if v := deliveries.Get(key); v != nil {
+			if len(v) >= 16 {
+				j.ID = binary.BigEndian.Uint64(v[8:16])
+			}
+			return errDuplicate
+		}
+		id, err := tx.Bucket(bucketJobs).NextSequence()
+		if err != nil {
+			return err
+		}
+		j.ID = id
+		v := make([]byte, 16)
+		binary.BigEndian.PutUint64(v, uint64(j.Created.Unix()))
+		binary.BigEndian.PutUint64(v[8:], id)
+		if err := deliveries.Put(key, v); err != nil {
+			return err
+		}
+		if waiting != 0 {
+			old, err := getJob(tx, waiting)
+			if err != nil {
+				return err
+			}
+			if old != nil && old.Status == StatusQueued {
+				old.Status, old.SupersededBy, old.Finished = StatusSuperseded, id, &j.Created
+				if err := putJob(tx, old); err != nil {
+					return err
+				}
+				superseded = waiting
+			}
+		}
+		return putJob(tx, j)
+	})
+	return superseded, err
+}
+
+// update applies f to job id and stores it.
+func (s *store) update(id uint64, f func(*Job)) (*Job, error) {
+	var out *Job
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		j, err := getJob(tx, id)
+		if err != nil || j == nil {
+			return err
+		}
+		f(j)
+		out = j
+		return putJob(tx, j)
+	})
+	return out, err
+}
+
+// job returns job id, or nil when there is none.
+func (s *store) job(id uint64) (*Job, error) {
+	var j *Job
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		j, err = getJob(tx, id)
+		return err
+	})
+	return j, err
+}
+
+// jobs returns up to limit jobs, newest first, of app ("" for all).
+func (s *store) jobs(app string, limit int) ([]*Job, error) {
+	var out []*Job
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketJobs).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			j := &Job{}
+			if err := json.Unmarshal(v, j); err != nil {
+				return fmt.Errorf("job %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if app == "" || j.App == app {
+				out = append(out, j)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// recover readies the store after a start: a job left running was cut short (interrupted), and of the jobs
+// left queued only each app's newest still waits; the others are superseded by it. It returns the waiting
+// job of each app and the interrupted jobs.
+func (s *store) recover(now time.Time) (waiting map[string]uint64, interrupted []*Job, err error) {
+	waiting = map[string]uint64{}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		var changed []*Job
+		c := tx.Bucket(bucketJobs).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			j := &Job{}
+			if err := json.Unmarshal(v, j); err != nil {
+				return fmt.Errorf("job %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			switch j.Status {
+			case StatusRunning:
+				j.Status, j.Finished = StatusInterrupted, &now
+				j.Error = "skiff serve stopped while the job ran"
+				interrupted = append(interrupted, j)
+				changed = append(changed, j)
+			case StatusQueued:
+				if newer, ok := waiting[j.App]; ok {
+					j.Status, j.SupersededBy, j.Finished = StatusSuperseded, newer, &now
+					changed = append(changed, j)
+				} else {
+					waiting[j.App] = j.ID
+				}
+			}
+		}
+		for _, j := range changed {
+			if err := putJob(tx, j); err != nil {
+				return err
+			}
+		}
+		return forgetDeliveries(tx, now)
+	})
+	return waiting, interrupted, err
+}
+
+// forgetDeliveries drops delivery ids older than deliveryTTL.
+func forgetDeliveries(tx *bolt.Tx, now time.Time) error {
+	b := tx.Bucket(bucketDeliveries)
+	var old [][]byte
+	_ = b.ForEach(func(k, v []byte) error {
+		if len(v) >= 8 && now.Sub(time.Unix(int64(binary.BigEndian.Uint64(v[:8])), 0)) > deliveryTTL {
+			old = append(old, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	for _, k := range old {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putLog stores the log of job id so far.
+func (s *store) putLog(id uint64, text []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketLogs).Put(itob(id), text) })
+}
+
+// log returns the stored log of job id.
+func (s *store) log(id uint64) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		out = append(out, tx.Bucket(bucketLogs).Get(itob(id))...)
+		return nil
+	})
+	return out, err
+}
