@@ -94,7 +94,9 @@ func post(t *testing.T, h http.Handler, path string, body []byte, kv ...string) 
 	return a
 }
 
-func signed(body []byte, secret string) string { return "sha256=" + hex.EncodeToString(Sign(body, secret)) }
+func signed(body []byte, secret string) string {
+	return "sha256=" + hex.EncodeToString(Sign(body, secret))
+}
 
 func TestHook_Answers(t *testing.T) {
 	s := newHeldServer(t, filepath.Join(t.TempDir(), "serve.db"))

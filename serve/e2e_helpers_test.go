@@ -246,3 +246,25 @@ func (s *liveServer) appsRead() []serve.AppState {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// metric returns the value of one sample of /metrics, such as `skiff_serve_jobs_total{app="x",result="ok"}`,
+// or 0 when it is not there.
+func (s *liveServer) metric(sample string) float64 {
+	s.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
+}
