@@ -160,6 +160,7 @@ func firstLine(s string) string {
 
 // clearLockLater removes, once the app's timeout has passed since the job started, the lock an interrupted
 // job left on its hosts: only a stale lock that carries the job's own origin, so another run's lock stays.
+// A lock of the job's that is not stale yet (it was taken a moment after the job started) is tried again.
 func (s *Server) clearLockLater(j *Job) {
 	app, ok := s.cfg.Inventory.Apps[j.App]
 	if !ok || j.Started == nil {
@@ -169,27 +170,43 @@ func (s *Server) clearLockLater(j *Job) {
 	s.jobs.Add(1)
 	go func() {
 		defer s.jobs.Done()
-		select {
-		case <-time.After(wait):
-		case <-s.jobsCtx.Done():
-			return
-		}
-		ctx, cancel := context.WithTimeout(s.jobsCtx, 2*time.Minute)
-		defer cancel()
-		e := s.cfg.Engine(j.Origin(), nil)
-		defer e.Close()
-		rep, err := e.ReleaseStaleLock(ctx, fleet.AppRequest{App: j.App}, j.Origin())
-		if err == nil {
-			for _, h := range rep.Hosts {
-				if h.Released != "" {
-					s.cfg.Logf("job %d (%s): removed the lock it left on %s", j.ID, j.App, h.Host)
-				} else if h.Err != nil && !errors.Is(h.Err, context.Canceled) {
-					err = h.Err
-				}
+		for try := 0; try < 10; try++ {
+			select {
+			case <-time.After(wait):
+			case <-s.jobsCtx.Done():
+				return
 			}
-		}
-		if err != nil {
-			s.cfg.Logf("job %d (%s): clearing its lock: %v", j.ID, j.App, err)
+			again, err := s.clearLock(j)
+			if err != nil {
+				s.cfg.Logf("job %d (%s): clearing its lock: %v", j.ID, j.App, err)
+			}
+			if !again {
+				return
+			}
+			wait = 3 * time.Second
 		}
 	}()
+}
+
+// clearLock removes the stale locks of job j; again is true when one of its locks is not stale yet.
+func (s *Server) clearLock(j *Job) (again bool, err error) {
+	ctx, cancel := context.WithTimeout(s.jobsCtx, 2*time.Minute)
+	defer cancel()
+	e := s.cfg.Engine(j.Origin(), nil)
+	defer e.Close()
+	rep, err := e.ReleaseStaleLock(ctx, fleet.AppRequest{App: j.App}, j.Origin())
+	if err != nil {
+		return false, err
+	}
+	for _, h := range rep.Hosts {
+		switch {
+		case h.Released != "":
+			s.cfg.Logf("job %d (%s): removed the lock it left on %s", j.ID, j.App, h.Host)
+		case strings.Contains(h.Lock, "origin "+j.Origin()+")"):
+			again = true
+		case h.Err != nil && !errors.Is(h.Err, context.Canceled):
+			err = h.Err
+		}
+	}
+	return again, err
 }
