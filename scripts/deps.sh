@@ -22,6 +22,9 @@ test | bench | demo)
 	;;
 esac
 case "$purpose" in
+test) want /usr/bin/chromium-headless-shell chromium-headless-shell ;; # the status page test (chromedp)
+esac
+case "$purpose" in
 bench) want ansible-playbook ansible; want parallel-ssh pssh ;;
 esac
 

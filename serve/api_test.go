@@ -225,7 +225,7 @@ func TestStore_RecoverAfterCrash(t *testing.T) {
 		{App: "api", Trigger: "t", Delivery: "3", Status: StatusQueued, Created: now},
 		{App: "api", Trigger: "t", Delivery: "4", Status: StatusQueued, Created: now},
 	} {
-		if _, err := st.add(j, 0); err != nil || j.ID != uint64(i+1) {
+		if _, err := st.add(j); err != nil || j.ID != uint64(i+1) {
 			t.Fatalf("add: %v, id %d", err, j.ID)
 		}
 	}
@@ -240,7 +240,7 @@ func TestStore_RecoverAfterCrash(t *testing.T) {
 	if j3.Status != StatusSuperseded || j3.SupersededBy != 4 {
 		t.Fatalf("job 3: %+v", j3)
 	}
-	if _, err := st.add(&Job{App: "web", Trigger: "t", Delivery: "2", Created: now}, 0); err != errDuplicate {
+	if _, err := st.add(&Job{App: "web", Trigger: "t", Delivery: "2", Created: now}); err != errDuplicate {
 		t.Fatalf("same delivery again: %v", err)
 	}
 	st.close()

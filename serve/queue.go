@@ -16,9 +16,7 @@ func (s *Server) enqueue(trigger, app string, ev Event) (uint64, bool, error) {
 		App: app, Trigger: trigger, Delivery: ev.Delivery, What: ev.What,
 		Tag: ev.Tag, Ref: ev.Ref, SHA: ev.SHA, Status: StatusQueued, Created: time.Now().UTC(),
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	superseded, err := s.store.add(j, s.waiting[app])
+	superseded, err := s.store.add(j)
 	if errors.Is(err, errDuplicate) {
 		return j.ID, false, nil
 	}
@@ -29,7 +27,13 @@ func (s *Server) enqueue(trigger, app string, ev Event) (uint64, bool, error) {
 		s.cfg.Logf("job %d (%s) superseded by job %d", superseded, app, j.ID)
 		s.metrics.jobDone(app, StatusSuperseded, 0)
 	}
-	s.waiting[app] = j.ID
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Ids grow in the order the store took the events, so the largest is the app's newest; an older one that
+	// arrives here late was superseded in the store already.
+	if j.ID > s.waiting[app] {
+		s.waiting[app] = j.ID
+	}
 	s.dispatch()
 	return j.ID, true, nil
 }
@@ -50,9 +54,11 @@ func (s *Server) dispatch() {
 		}
 		delete(s.waiting, app)
 		now := time.Now().UTC()
-		j, err := s.store.update(id, func(j *Job) { j.Status, j.Started = StatusRunning, &now })
-		if err != nil || j == nil {
+		j, err := s.store.start(id, now)
+		if err != nil {
 			s.cfg.Logf("job %d (%s): cannot start: %v", id, app, err)
+		}
+		if j == nil {
 			continue
 		}
 		s.running[app] = id

@@ -71,6 +71,7 @@ var (
 	bucketJobs       = []byte("jobs")
 	bucketLogs       = []byte("logs")
 	bucketDeliveries = []byte("deliveries")
+	bucketWaiting    = []byte("waiting") // app -> its newest queued job
 )
 
 // deliveryTTL is how long a delivery id is remembered for duplicate detection.
@@ -85,12 +86,14 @@ func openStore(file string) (*store, error) {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return nil, fmt.Errorf("job store: %w", err)
 	}
-	db, err := bolt.Open(file, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err := bolt.Open(file, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true})
 	if err != nil {
 		return nil, fmt.Errorf("job store %s: %w", file, err)
 	}
+	// Webhooks that arrive together share one transaction and one fsync (db.Batch), waiting at most this long.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJobs, bucketLogs, bucketDeliveries} {
+		for _, b := range [][]byte{bucketJobs, bucketLogs, bucketDeliveries, bucketWaiting} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -149,10 +152,12 @@ func (s *store) seen(trigger, delivery string) (job uint64, ok bool, err error) 
 // errDuplicate is returned by add for a delivery seen before.
 var errDuplicate = errors.New("duplicate delivery")
 
-// add records the delivery and, unless it was seen before, stores j as a new queued job; the app's waiting
-// job, if any, is superseded by it. It returns the id of the superseded job (0 for none).
-func (s *store) add(j *Job, waiting uint64) (superseded uint64, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
+// add records the delivery and, unless it was seen before, stores j as a new queued job, the newest of its
+// app: the app's job that still waited, if any, is superseded by it. It returns the id of the superseded job
+// (0 for none). Concurrent calls share a transaction (db.Batch), so the function may run more than once.
+func (s *store) add(j *Job) (superseded uint64, err error) {
+	err = s.db.Batch(func(tx *bolt.Tx) error {
+		superseded = 0
 		deliveries := tx.Bucket(bucketDeliveries)
 		key := deliveryKey(j.Trigger, j.Delivery)
 		if v := deliveries.Get(key); v != nil {
@@ -172,8 +177,9 @@ func (s *store) add(j *Job, waiting uint64) (superseded uint64, err error) {
 		if err := deliveries.Put(key, v); err != nil {
 			return err
 		}
-		if waiting != 0 {
-			old, err := getJob(tx, waiting)
+		waiting := tx.Bucket(bucketWaiting)
+		if w := waiting.Get([]byte(j.App)); len(w) == 8 {
+			old, err := getJob(tx, binary.BigEndian.Uint64(w))
 			if err != nil {
 				return err
 			}
@@ -182,12 +188,30 @@ func (s *store) add(j *Job, waiting uint64) (superseded uint64, err error) {
 				if err := putJob(tx, old); err != nil {
 					return err
 				}
-				superseded = waiting
+				superseded = old.ID
 			}
+		}
+		if err := waiting.Put([]byte(j.App), itob(id)); err != nil {
+			return err
 		}
 		return putJob(tx, j)
 	})
 	return superseded, err
+}
+
+// start marks job id running, unless it no longer waits (a newer event superseded it); then it returns nil.
+func (s *store) start(id uint64, now time.Time) (*Job, error) {
+	var out *Job
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		j, err := getJob(tx, id)
+		if err != nil || j == nil || j.Status != StatusQueued {
+			return err
+		}
+		j.Status, j.Started = StatusRunning, &now
+		out = j
+		return putJob(tx, j)
+	})
+	return out, err
 }
 
 // update applies f to job id and stores it.
