@@ -65,9 +65,31 @@ func (s *Server) deploy(ctx context.Context, j *Job, log *liveLog) (*fleet.Repor
 		j.Revision = j.SHA
 		req.Revision = j.SHA
 	}
+	if err := s.nextSecond(ctx, j.App); err != nil {
+		return nil, err
+	}
 	e := s.cfg.Engine(j.Origin(), func(ev fleet.Event) { log.add(formatEvent(ev)) })
 	defer e.Close()
 	return e.Deploy(ctx, req)
+}
+
+// nextSecond waits, when the app's previous deploy started in this same second, for the next one: release
+// ids are the start time to the second, and two jobs of an app can follow each other that fast.
+func (s *Server) nextSecond(ctx context.Context, app string) error {
+	s.mu.Lock()
+	prev := s.lastRun[app]
+	s.mu.Unlock()
+	if now := time.Now(); now.Unix() <= prev.Unix() {
+		select {
+		case <-time.After(prev.Truncate(time.Second).Add(time.Second).Sub(now)):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	s.lastRun[app] = time.Now()
+	s.mu.Unlock()
+	return nil
 }
 
 // gitCache is the directory of fetched source trees, next to the job store.

@@ -46,6 +46,7 @@ type Server struct {
 	waiting  map[string]uint64 // app -> its queued job
 	running  map[string]uint64 // app -> its running job
 	live     map[uint64]*liveLog
+	lastRun  map[string]time.Time // app -> when its last deploy started
 	draining bool
 
 	jobsCtx    context.Context
@@ -81,7 +82,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, store: st, triggers: map[string]*inventory.Trigger{},
-		metrics: newMetrics(), running: map[string]uint64{}, live: map[uint64]*liveLog{},
+		metrics: newMetrics(), running: map[string]uint64{}, live: map[uint64]*liveLog{}, lastRun: map[string]time.Time{},
 		started: time.Now(),
 	}
 	for _, t := range cfg.Inventory.Triggers {
