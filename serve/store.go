@@ -239,12 +239,17 @@ func (s *store) job(id uint64) (*Job, error) {
 	return j, err
 }
 
-// jobs returns up to limit jobs, newest first, of app ("" for all).
+// jobScan bounds how many of the newest jobs a listing looks through.
+const jobScan = 5000
+
+// jobs returns up to limit jobs, newest first, of app ("" for all), among the newest jobScan jobs.
 func (s *store) jobs(app string, limit int) ([]*Job, error) {
 	var out []*Job
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketJobs).Cursor()
-		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+		n := 0
+		for k, v := c.Last(); k != nil && len(out) < limit && n < jobScan; k, v = c.Prev() {
+			n++
 			j := &Job{}
 			if err := json.Unmarshal(v, j); err != nil {
 				return fmt.Errorf("job %d: %w", binary.BigEndian.Uint64(k), err)
