@@ -6,15 +6,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/skiffdeploy/skiff/internal/testenv"
 )
 
 // TestBenchServe_Webhooks is the webhook benchmark (make bench-serve; SKIFF_BENCH_SERVE=1): `skiff serve`
@@ -26,25 +23,13 @@ func TestBenchServe_Webhooks(t *testing.T) {
 	if os.Getenv("SKIFF_BENCH_SERVE") == "" {
 		t.Skip("benchmark: set SKIFF_BENCH_SERVE=1 (make bench-serve)")
 	}
-	env := testenv.Shared(t)
-	h := env.Hosts[0]
 	bin := buildSkiff(t)
-	repo, commit := gitRepo(t, map[string]string{"VERSION": "v1\n"})
-	base := filepath.Join(h.Root, "srv", fmt.Sprintf("serve-bench-%d", time.Now().UnixNano()%1e9))
-	t.Cleanup(func() { os.RemoveAll(base) })
-	port := freePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	var b strings.Builder
-	fmt.Fprintf(&b, "[serve]\nlisten = \"127.0.0.1:%d\"\nstate = %s\nmax_jobs = 2\n", port, testenv.TOMLString(filepath.Join(t.TempDir(), "serve.db")))
-	for _, app := range []string{"slow", "api"} {
-		fmt.Fprintf(&b, "\n[apps.%s]\nhosts = [\"h1\"]\npath = %s\n", app, testenv.TOMLString(filepath.Join(base, app)))
-		if app == "slow" {
-			b.WriteString("hooks.before_switch = [\"sleep 20\"]\n")
-		}
-		fmt.Fprintf(&b, "\n[[triggers]]\nname = %q\nkind = \"generic\"\nsecret_env = \"HOOK\"\napp = %q\nrepo = %s\n", app+"-ci", app, testenv.TOMLString(repo))
-	}
-	inv := env.WriteInventory(t, b.String())
-	p := startServe(t, bin, inv, url, []string{"SKIFF_SERVE_TOKEN=" + apiToken, "HOOK=hook-secret", "SKIFF_HASH_CACHE=off"})
+	head, url := serveTable(t, 2)
+	apps := newSourceApps(t, map[string]string{"VERSION": "v1\n"}, head, map[string]string{
+		"slow": "hooks.before_switch = [\"sleep 20\"]\n",
+	}, "slow", "api")
+	inv, commit := apps.inv, apps.commit
+	p := startServe(t, bin, inv, url, []string{"SKIFF_SERVE_TOKEN=" + apiToken, "HOOK=" + hookSecret, "SKIFF_HASH_CACHE=off"})
 	s := &liveServer{t: t, url: url}
 	body := func(id string) []byte { return []byte(fmt.Sprintf(`{"revision":%q,"id":%q}`, commit, id)) }
 	slow := body("slow-1")

@@ -3,14 +3,8 @@ package serve_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/skiffdeploy/skiff/internal/testenv"
 )
 
 // TestServe_Drain stops a server the way SIGTERM does: a running job finishes, an event that arrives while
@@ -20,30 +14,13 @@ func TestServe_Drain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	env := testenv.Shared(t)
-	h := env.Hosts[0]
-	repo, commit := gitRepo(t, map[string]string{"VERSION": "v1\n"})
-	base := filepath.Join(h.Root, "srv", fmt.Sprintf("serve-drain-%d", time.Now().UnixNano()%1e9))
-	t.Cleanup(func() { os.RemoveAll(base) })
-	var b strings.Builder
-	for _, app := range []string{"short", "long", "late"} {
-		fmt.Fprintf(&b, "[apps.%s]\nhosts = [\"h1\"]\npath = %s\n", app, testenv.TOMLString(filepath.Join(base, app)))
-		switch app {
-		case "short":
-			b.WriteString("hooks.before_switch = [\"sleep 2\"]\n")
-		case "long":
-			b.WriteString("hooks.before_switch = [\"sleep 60\"]\n")
-		}
-		fmt.Fprintf(&b, "\n[[triggers]]\nname = %q\nkind = \"generic\"\nsecret_env = \"HOOK\"\napp = %q\nrepo = %s\n\n", app+"-ci", app, testenv.TOMLString(repo))
-	}
-	inv := env.WriteInventory(t, b.String())
+	apps := newSourceApps(t, map[string]string{"VERSION": "v1\n"}, "", map[string]string{
+		"short": "hooks.before_switch = [\"sleep 2\"]\n",
+		"long":  "hooks.before_switch = [\"sleep 60\"]\n",
+	}, "short", "long", "late")
 	hs, late := listen(t)
-	s := start(t, hs, late, inv, 2, map[string]string{"HOOK": "hook-secret"})
-	send := func(app string) uint64 {
-		body := []byte(fmt.Sprintf(`{"revision":%q,"id":%q}`, commit, app))
-		code, ans := hook(t, s.url, app+"-ci", body, "X-Skiff-Signature", signature(body, "hook-secret"))
-		return jobID(t, code, ans)
-	}
+	s := start(t, hs, late, apps.inv, 2, map[string]string{"HOOK": hookSecret})
+	send := func(app string) uint64 { return apps.send(t, s.url, app, app) }
 	short, long := send("short"), send("long")
 	for s.job(short).Status != "running" || s.job(long).Status != "running" {
 		time.Sleep(20 * time.Millisecond)

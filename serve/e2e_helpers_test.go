@@ -268,3 +268,47 @@ func (s *liveServer) metric(sample string) float64 {
 	}
 	return 0
 }
+
+// hookSecret is the secret of the generic triggers sourceApps writes.
+const hookSecret = "hook-secret"
+
+// sourceApps are source apps on h1 of the shared environment, each with a generic trigger APP-ci that
+// fetches the one commit of a local repository.
+type sourceApps struct {
+	env    *testenv.Env
+	inv    string // the inventory file
+	base   string // app APP lives in base/APP on h1
+	commit string
+}
+
+// newSourceApps writes an inventory of head (a [serve] table, or "") and one app per name, with extra[name]
+// added to its table.
+func newSourceApps(t *testing.T, files map[string]string, head string, extra map[string]string, names ...string) *sourceApps {
+	t.Helper()
+	env := testenv.Shared(t)
+	repo, commit := gitRepo(t, files)
+	base := filepath.Join(env.Hosts[0].Root, "srv", fmt.Sprintf("serve-%s-%d", strings.ToLower(t.Name()), time.Now().UnixNano()%1e9))
+	t.Cleanup(func() { os.RemoveAll(base) })
+	var b strings.Builder
+	b.WriteString(head)
+	for _, app := range names {
+		fmt.Fprintf(&b, "\n[apps.%s]\nhosts = [\"h1\"]\npath = %s\n%s", app, testenv.TOMLString(filepath.Join(base, app)), extra[app])
+		fmt.Fprintf(&b, "\n[[triggers]]\nname = %q\nkind = \"generic\"\nsecret_env = \"HOOK\"\napp = %q\nrepo = %s\n", app+"-ci", app, testenv.TOMLString(repo))
+	}
+	return &sourceApps{env: env, inv: env.WriteInventory(t, b.String()), base: base, commit: commit}
+}
+
+// send posts a signed {"revision": commit, "id": id} to APP-ci and returns the job it queued.
+func (a *sourceApps) send(t testing.TB, url, app, id string) uint64 {
+	t.Helper()
+	body := []byte(fmt.Sprintf(`{"revision":%q,"id":%q}`, a.commit, id))
+	code, ans := hook(t, url, app+"-ci", body, "X-Skiff-Signature", signature(body, hookSecret))
+	return jobID(t, code, ans)
+}
+
+// serveTable is a [serve] table on a free port; it returns the table and the server's URL.
+func serveTable(t testing.TB, maxJobs int) (string, string) {
+	port := freePort(t)
+	return fmt.Sprintf("[serve]\nlisten = \"127.0.0.1:%d\"\nstate = %s\nmax_jobs = %d\n", port, testenv.TOMLString(filepath.Join(t.TempDir(), "serve.db")), maxJobs),
+		fmt.Sprintf("http://127.0.0.1:%d", port)
+}

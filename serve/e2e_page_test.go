@@ -27,41 +27,25 @@ func TestServe_StatusPageInBrowser(t *testing.T) {
 	if _, err := os.Stat(chromiumBinary); err != nil {
 		testenv.SkipOrFail(t, "no "+chromiumBinary+" (apt-get install chromium-headless-shell)")
 	}
-	env := testenv.Shared(t)
-	h := env.Hosts[0]
-	repo, commit := gitRepo(t, map[string]string{"VERSION": "v1\n", "app.py": "print('api')\n"})
-	base := filepath.Join(h.Root, "srv", fmt.Sprintf("serve-page-%d", time.Now().UnixNano()%1e9))
-	t.Cleanup(func() { os.RemoveAll(base) })
-	var b strings.Builder
-	for _, app := range []string{"api", "worker", "web"} {
-		fmt.Fprintf(&b, "[apps.%s]\nhosts = [\"h1\"]\npath = %s\n", app, testenv.TOMLString(filepath.Join(base, app)))
-		if app == "web" {
-			b.WriteString(`hooks.before_switch = ["for i in 1 2 3 4 5 6 7 8; do echo \"build step $i of 8\"; sleep 1; done"]` + "\n")
-		}
-		fmt.Fprintf(&b, "\n[[triggers]]\nname = %q\nkind = \"generic\"\nsecret_env = \"HOOK\"\napp = %q\nrepo = %s\n\n", app+"-ci", app, testenv.TOMLString(repo))
-	}
-	inv := env.WriteInventory(t, b.String())
+	apps := newSourceApps(t, map[string]string{"VERSION": "v1\n", "app.py": "print('api')\n"}, "", map[string]string{
+		"web": `hooks.before_switch = ["for i in 1 2 3 4 5 6 7 8; do echo \"build step $i of 8\"; sleep 1; done"]` + "\n",
+	}, "api", "worker", "web")
 	hs, late := listen(t)
-	s := start(t, hs, late, inv, 2, map[string]string{"HOOK": "hook-secret"})
-	send := func(app, id string) uint64 {
-		body := []byte(fmt.Sprintf(`{"revision":%q,"id":%q}`, commit, id))
-		code, ans := hook(t, s.url, app+"-ci", body, "X-Skiff-Signature", signature(body, "hook-secret"))
-		return jobID(t, code, ans)
-	}
+	s := start(t, hs, late, apps.inv, 2, map[string]string{"HOOK": hookSecret})
+	send := func(app, id string) uint64 { return apps.send(t, s.url, app, id) }
 	for _, app := range []string{"api", "worker"} {
 		if j := s.wait(send(app, app+"-1"), 2*time.Minute); j.Status != "ok" {
 			t.Fatalf("deploy %s: %s %s", app, j.Status, j.Error)
 		}
 	}
-	apps := s.appsRead()
 	release := ""
-	for _, a := range apps {
+	for _, a := range s.appsRead() {
 		if a.App == "api" && len(a.Hosts) == 1 {
 			release = a.Hosts[0].Release
 		}
 	}
 	if release == "" {
-		t.Fatalf("api has no live release: %+v", apps)
+		t.Fatalf("api has no live release: %+v", s.appsRead())
 	}
 	running := send("web", "web-1")
 

@@ -2,7 +2,6 @@ package serve_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/skiffdeploy/skiff/internal/testenv"
 )
 
 // buildSkiff builds the skiff binary for tests that run `skiff serve` as a process of its own.
@@ -85,31 +82,15 @@ func TestServe_SIGKILLAndRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	env := testenv.Shared(t)
-	h := env.Hosts[0]
 	bin := buildSkiff(t)
-	repo, commit := gitRepo(t, map[string]string{"VERSION": "v1\n"})
-	base := filepath.Join(h.Root, "srv", fmt.Sprintf("serve-kill-%d", time.Now().UnixNano()%1e9))
-	t.Cleanup(func() { os.RemoveAll(base) })
-	port := freePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	var b strings.Builder
-	fmt.Fprintf(&b, "[serve]\nlisten = \"127.0.0.1:%d\"\nstate = %s\nmax_jobs = 1\n", port, testenv.TOMLString(filepath.Join(t.TempDir(), "serve.db")))
-	for _, app := range []string{"slow", "b", "c"} {
-		fmt.Fprintf(&b, "\n[apps.%s]\nhosts = [\"h1\"]\npath = %s\n", app, testenv.TOMLString(filepath.Join(base, app)))
-		if app == "slow" {
-			b.WriteString("timeout = \"8s\"\nhooks.before_switch = [\"sleep 60\"]\n")
-		}
-		fmt.Fprintf(&b, "\n[[triggers]]\nname = %q\nkind = \"generic\"\nsecret_env = \"HOOK\"\napp = %q\nrepo = %s\n", app+"-ci", app, testenv.TOMLString(repo))
-	}
-	inv := env.WriteInventory(t, b.String())
-	envVars := []string{"SKIFF_SERVE_TOKEN=" + apiToken, "HOOK=hook-secret", "SKIFF_HASH_CACHE=off"}
+	head, url := serveTable(t, 1)
+	apps := newSourceApps(t, map[string]string{"VERSION": "v1\n"}, head, map[string]string{
+		"slow": "timeout = \"8s\"\nhooks.before_switch = [\"sleep 60\"]\n",
+	}, "slow", "b", "c")
+	inv, base := apps.inv, apps.base
+	envVars := []string{"SKIFF_SERVE_TOKEN=" + apiToken, "HOOK=" + hookSecret, "SKIFF_HASH_CACHE=off"}
 	s := &liveServer{t: t, url: url}
-	send := func(app string) uint64 {
-		body := []byte(fmt.Sprintf(`{"revision":%q,"id":%q}`, commit, app+"-1"))
-		code, ans := hook(t, url, app+"-ci", body, "X-Skiff-Signature", signature(body, "hook-secret"))
-		return jobID(t, code, ans)
-	}
+	send := func(app string) uint64 { return apps.send(t, url, app, app+"-1") }
 
 	first := startServe(t, bin, inv, url, envVars)
 	slow := send("slow")
