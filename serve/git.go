@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -38,10 +39,10 @@ func fetchTree(ctx context.Context, cache, app, repo, ref, sha string, logf func
 	// the ref is fetched and must contain it.
 	if _, err := git(ctx, bare, "fetch", "--quiet", "--no-tags", "--depth=1", "--", repo, want); err != nil {
 		if sha == "" || ref == "" {
-			return "", "", err
+			return "", "", redactErr(err, repo)
 		}
 		if _, err2 := git(ctx, bare, "fetch", "--quiet", "--no-tags", "--", repo, ref); err2 != nil {
-			return "", "", err
+			return "", "", redactErr(err, repo)
 		}
 	}
 	target := "FETCH_HEAD"
@@ -137,6 +138,14 @@ func pruneTrees(dir, prefix, current string, keep int) {
 		os.RemoveAll(trees[oldest].path)
 		trees = append(trees[:oldest], trees[oldest+1:]...)
 	}
+}
+
+// redactErr rewrites an error of git so that a password in the repository URL does not show.
+func redactErr(err error, repo string) error {
+	if safe := redactURL(repo); safe != repo {
+		return errors.New(strings.ReplaceAll(err.Error(), repo, safe))
+	}
+	return err
 }
 
 // redactURL hides the password of a URL with credentials in it.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/skiffdeploy/skiff/inventory"
@@ -150,5 +151,21 @@ func TestVerify_Secrets(t *testing.T) {
 				t.Fatal("an empty secret verified a request")
 			}
 		})
+	}
+}
+
+func TestRedactURL_HidesPassword(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://ci:s3cret@gitlab.example.com/team/api.git": "https://ci:***@gitlab.example.com/team/api.git",
+		"https://gitlab.example.com/team/api.git":           "https://gitlab.example.com/team/api.git",
+		"git@gitlab.example.com:team/api.git":               "git@gitlab.example.com:team/api.git",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+	err := redactErr(errors.New("git fetch: exit status 128: fatal: unable to access 'https://ci:s3cret@gitlab.example.com/team/api.git/'"), "https://ci:s3cret@gitlab.example.com/team/api.git")
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("password in %v", err)
 	}
 }
