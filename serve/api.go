@@ -72,11 +72,10 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	}
 	app := s.cfg.Inventory.Apps[t.App]
 	ev, err := kind.parse(r.Header, body, t, app)
-	var bad *malformedError
-	if errors.As(err, &bad) {
+	if err != nil {
 		s.metrics.webhook(t.Name, "malformed")
-		s.cfg.Logf("hook %s: 400 %s", t.Name, bad.msg)
-		writeError(w, http.StatusBadRequest, bad.msg)
+		s.cfg.Logf("hook %s: 400 %v", t.Name, err)
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if ev.Ignored != "" {
