@@ -334,7 +334,8 @@ func (r *imageRun) revert(ctx context.Context, rel ImageRelease, live *ImageRele
 		return errors.Join(cause, r.history(ctx, failed))
 	}
 	r.logf("rolling back to %s (%s)", live.ID, live)
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := switchBackCtx(ctx, r.app)
+	defer cancel()
 	err := r.activate(ctx, *live, true)
 	back := live.entry(ActionRollback, ResultOK, rel.ID)
 	if err != nil {

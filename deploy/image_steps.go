@@ -211,7 +211,7 @@ func configDirCommand(dir string) remote.Command {
 func (r *imageRun) logout(ctx context.Context, docker compose.Docker, server string) {
 	argv, err := docker.Logout(server)
 	if err == nil {
-		err = r.run(context.WithoutCancel(ctx), remote.Command{Argv: argv})
+		err = r.run(r.cleanupCtx(ctx), remote.Command{Argv: argv})
 	}
 	if err != nil {
 		r.logf("warning: docker logout from %s: %v", server, err)

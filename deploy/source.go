@@ -47,7 +47,10 @@ func (r *hostRun) deploySource(ctx context.Context) error {
 	if err := r.history(ctx, HistoryEntry{Op: ActionDeploy, ID: id, Previous: prev, Result: ResultOK, Revision: r.opts.Revision}); err != nil {
 		return err
 	}
-	return r.retain(ctx, id, prev)
+	if err := r.retain(ctx, id, prev); err != nil {
+		r.warn(err.Error()) // the release is live and checked: housekeeping does not fail the host
+	}
+	return nil
 }
 
 // scanError carries a failure of the local scan through a host's deploy.
@@ -245,7 +248,9 @@ func (r *hostRun) revert(ctx context.Context, id, prev string, cause error) erro
 		return errors.Join(cause, r.history(ctx, failed))
 	}
 	r.logf("rolling back to %s", prev)
-	err := r.activate(context.WithoutCancel(ctx), prev, id)
+	bctx, cancel := switchBackCtx(ctx, r.app)
+	defer cancel()
+	err := r.activate(bctx, prev, id)
 	back := HistoryEntry{Op: ActionRollback, ID: prev, Previous: id, Result: ResultOK}
 	if err != nil {
 		back.Result, back.Error = ResultFailed, err.Error()
@@ -259,7 +264,7 @@ func (r *hostRun) revert(ctx context.Context, id, prev string, cause error) erro
 // discard removes a release that never went live.
 func (r *hostRun) discard(ctx context.Context, id string) {
 	if !r.opts.DryRun {
-		_ = r.run(context.WithoutCancel(ctx), RemoveReleasesCommand(r.l, []string{id}))
+		_ = r.run(r.cleanupCtx(ctx), RemoveReleasesCommand(r.l, []string{id}))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"sort"
@@ -103,17 +104,24 @@ func readHistorySFTP(ctx context.Context, client *sftp.Client, l Layout) ([]Hist
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
+	if fi.Size() > MaxHistoryBytes {
+		return nil, historyTooLarge(l, fi.Size())
+	}
 	f, err := client.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
 	defer f.Close()
-	// One read of the whole file, which the SFTP client splits into concurrent requests, then one for EOF.
+	// One read of the whole file, which the SFTP client splits into concurrent requests, then one for EOF. The
+	// file may have grown since the stat: the read stops past the bound whatever the target says.
 	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
-	if _, err := buf.ReadFrom(cancelReader{ctx, f}); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(cancelReader{ctx, f}, MaxHistoryBytes+1)); err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
-	return ParseHistory(buf.Bytes())
+	if buf.Len() > MaxHistoryBytes {
+		return nil, historyTooLarge(l, -1)
+	}
+	return parseHistoryOf(ctx, l, buf.Bytes()), nil
 }
 
 // leftoverRelease reports whether release id's directory or manifest exists on the host, as the remains of
