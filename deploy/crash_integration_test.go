@@ -136,7 +136,7 @@ hooks.after_switch = ["sleep 0.2"]
 		if got := treeSum(t, filepath.Join(appPath, "releases", before)); got != beforeSum {
 			t.Fatalf("kill %d after %s: release %s, live before the run, changed", i, delay, before)
 		}
-		mustRun("lock", "release", "crash")
+		mustRun("lock", "release", "--force", "crash")
 	}
 	t.Logf("%d of %d killed deploys had switched current", switched, crashKills)
 

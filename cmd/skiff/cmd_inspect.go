@@ -209,7 +209,7 @@ func lockCommand() *cli.Command {
 				case held == nil:
 					r.summary = "free"
 				case release && !a.s.dryRun:
-					if err := deploy.ForceReleaseLock(ctx, conn, l); err != nil {
+					if err := deploy.ReleaseInspected(ctx, conn, held, a.app.Timeout.Duration, c.Bool("force")); err != nil {
 						return err
 					}
 					r.summary = "released (was: " + held.Error() + ")"
@@ -226,7 +226,8 @@ func lockCommand() *cli.Command {
 		Usage: "show or remove APP's deploy lock on its hosts",
 		Subcommands: []*cli.Command{
 			{Name: "status", ArgsUsage: "APP", Usage: "who holds APP's lock on each host", Action: action(false)},
-			{Name: "release", ArgsUsage: "APP", Usage: "remove APP's lock on each host (after a crashed run)", Action: action(true)},
+			{Name: "release", ArgsUsage: "APP", Usage: "remove APP's lock on each host (after a crashed run)", Action: action(true),
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Usage: "also remove a lock younger than the app's timeout, or one without an owner"}}},
 		},
 	}
 }
