@@ -18,6 +18,10 @@ test: deps lint
 	$(GO) test -count=1 -timeout 14m ./...
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=10s ./inventory/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=10s ./deploy/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseHistory$$' -fuzztime=5s ./deploy/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeManifest$$' -fuzztime=5s ./deploy/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseLockOwner$$' -fuzztime=5s ./deploy/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseDockerOutput$$' -fuzztime=5s ./compose/
 
 unit:
 	$(GO) test -count=1 -short ./...
@@ -30,6 +34,10 @@ lint:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./inventory/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=60s ./deploy/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseHistory$$' -fuzztime=60s ./deploy/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeManifest$$' -fuzztime=60s ./deploy/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseLockOwner$$' -fuzztime=60s ./deploy/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseDockerOutput$$' -fuzztime=60s ./compose/
 
 demo: build
 	@scripts/deps.sh demo
