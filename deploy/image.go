@@ -295,8 +295,14 @@ func (r *imageRun) dryActivate() error {
 }
 
 // readLive reads the app's history on the host and the image release live there (nil before the first
-// deploy), which becomes the outcome's before and after until something changes it.
+// deploy), which becomes the outcome's before and after until something changes it. As the first step of
+// every image run, it first removes docker credentials that a killed run left.
 func (r *imageRun) readLive(ctx context.Context) ([]HistoryEntry, *ImageRelease, error) {
+	if !r.opts.DryRun {
+		if err := r.removeStaleCredentials(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
 	hist, err := ReadHistory(ctx, r.c, r.l)
 	if err != nil {
 		return nil, nil, err
