@@ -191,16 +191,13 @@ func (r *hostRun) seedFile(ctx context.Context, local, dst string, mode fs.FileM
 	}
 	defer src.Close()
 	tmp := path.Join(path.Dir(dst), ".skiff-seed-"+r.opts.Run)
-	f, err := client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	f, err := createFinal(client, tmp, os.O_WRONLY|os.O_TRUNC, mode)
 	if err != nil {
 		return err
 	}
 	_, err = io.Copy(f, src)
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = client.Chmod(tmp, mode)
 	}
 	if err == nil {
 		err = client.PosixRename(tmp, dst)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -138,4 +139,20 @@ func leftoverRelease(ctx context.Context, c Conn, l Layout, id string) bool {
 		}
 	}
 	return false
+}
+
+// createFinal creates name over SFTP with its final mode before a byte is written, so that a secret (a 0600
+// .env) is never readable by others while it is on its way: the SFTP server creates files with its default
+// mode, and a chmod after the write would come too late.
+func createFinal(client *sftp.Client, name string, flags int, mode fs.FileMode) (*sftp.File, error) {
+	f, err := client.OpenFile(name, flags|os.O_CREATE)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(mode.Perm()); err != nil {
+		f.Close()
+		_ = client.Remove(name)
+		return nil, err
+	}
+	return f, nil
 }
