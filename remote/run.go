@@ -97,12 +97,14 @@ func (c *Conn) Run(ctx context.Context, cmd Command) (*Result, error) {
 		defer wg.Done()
 		if !pump(stdout, cmd.Stdout, &outBuf, nil, limit) {
 			overflow <- "standard output"
+			_, _ = io.Copy(io.Discard, stdout) // until the stopped command's channel closes
 		}
 	}()
 	go func() {
 		defer wg.Done()
 		if !pump(stderr, cmd.Stderr, &errBuf, tail, limit) {
 			overflow <- "standard error"
+			_, _ = io.Copy(io.Discard, stderr) // until the stopped command's channel closes
 		}
 	}()
 	waited := make(chan error, 1)
