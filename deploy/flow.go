@@ -48,20 +48,20 @@ type Options struct {
 
 // Outcome is one host's result of a deploy or rollback.
 type Outcome struct {
-	Host       string        `json:"host"`
-	Before     string        `json:"release_before,omitempty"`
-	After      string        `json:"release_after,omitempty"`
-	RolledBack bool          `json:"rolled_back"`
-	Files      int64         `json:"files_sent"`
-	Bytes      int64         `json:"bytes_sent"`
-	Reused     int64         `json:"files_reused"`
-	Steps      []StepTiming  `json:"steps,omitempty"`
-	Restarted  []Restarted   `json:"restarted,omitempty"`
-	Image      *ImageChange  `json:"image,omitempty"` // image apps: the image live before and after
+	Host       string       `json:"host"`
+	Before     string       `json:"release_before,omitempty"`
+	After      string       `json:"release_after,omitempty"`
+	RolledBack bool         `json:"rolled_back"`
+	Files      int64        `json:"files_sent"`
+	Bytes      int64        `json:"bytes_sent"`
+	Reused     int64        `json:"files_reused"`
+	Steps      []StepTiming `json:"steps,omitempty"`
+	Restarted  []Restarted  `json:"restarted,omitempty"`
+	Image      *ImageChange `json:"image,omitempty"` // image apps: the image live before and after
 	// Warnings are problems that did not fail the host: housekeeping after a passed check, skipped history lines.
 	Warnings []string      `json:"warnings,omitempty"`
 	Duration time.Duration `json:"-"`
-	Err        error         `json:"-"`
+	Err      error         `json:"-"`
 }
 
 // StepTiming is how long one step of a host's run took.
