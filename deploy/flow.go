@@ -117,8 +117,9 @@ func switchBackCtx(ctx context.Context, app *inventory.App) (context.Context, co
 	return context.WithTimeout(context.WithoutCancel(ctx), app.Check.Timeout.Duration+switchBackExtra)
 }
 
-// warn records a problem that does not fail the host: it is logged and kept in the outcome.
+// warn records a problem that does not fail the host: it is logged and kept in the outcome, naming the host.
 func (r *hostRun) warn(msg string) {
+	msg = "host " + r.host + ": " + msg
 	r.warnMu.Lock()
 	r.out.Warnings = append(r.out.Warnings, msg)
 	r.warnMu.Unlock()
