@@ -92,9 +92,9 @@ type hostRun struct {
 const (
 	// cleanupTimeout bounds, together, removing a release that did not go live and recording the run in
 	// history once the run's context has ended: a lost host must not hold its run much past the app's timeout.
-	cleanupTimeout = 6 * time.Second
+	cleanupTimeout = 5 * time.Second
 	// unlockTimeout bounds freeing the lock on its own, after everything else.
-	unlockTimeout = 4 * time.Second
+	unlockTimeout = 3 * time.Second
 	// switchBackExtra is what a switch-back may take beyond the app's check timeout.
 	switchBackExtra = 30 * time.Second
 )
