@@ -174,6 +174,11 @@ func TestDeployImage_Integration(t *testing.T) {
 		}
 	})
 
+	t.Run("credentials a killed run left are removed", func(t *testing.T) {
+		t.Parallel()
+		testKilledAfterLogin(t, fx)
+	})
+
 	t.Run("host without compose", func(t *testing.T) {
 		t.Parallel()
 		h := fx.env.StartHostWithout(t, "nocompose", "docker-compose")

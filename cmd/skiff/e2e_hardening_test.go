@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,40 +16,6 @@ import (
 
 // The hardening tests: what a broken or hostile target, a hung step or a lost host can do to a run. Some run
 // the real binary, where a crash, the peak memory or the process environment is what is tested.
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
-)
-
-// skiffBinary builds the skiff binary once for the package's tests.
-func skiffBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "skiff-bin-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "skiff")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/skiffdeploy/skiff/cmd/skiff").CombinedOutput()
-		if err != nil {
-			binErr = &buildError{err: err, out: string(out)}
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
-type buildError struct {
-	err error
-	out string
-}
-
-func (e *buildError) Error() string { return "go build: " + e.err.Error() + "\n" + e.out }
 
 // binResult is one run of the binary.
 type binResult struct {
@@ -62,7 +27,7 @@ type binResult struct {
 // runBinary runs the skiff binary with exactly env and args and waits for it (at most e2eRunTimeout).
 func runBinary(t *testing.T, env []string, args ...string) binResult {
 	t.Helper()
-	cmd := exec.Command(skiffBinary(t), args...)
+	cmd := exec.Command(testenv.SkiffBinary(t), args...)
 	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
