@@ -119,6 +119,15 @@ func (p *pruner) logf(format string, args ...any) {
 // real run would remove.
 func Prune(ctx context.Context, c runner, host string, scope PruneScope, opts *Options) *PruneReport {
 	start := time.Now()
+	var limit time.Duration
+	for _, a := range scope.Apps {
+		limit = max(limit, a.Timeout.Duration)
+	}
+	if limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, limit) // the longest app timeout of the host bounds its prune
+		defer cancel()
+	}
 	p := &pruner{c: c, host: host, opts: opts, rep: &PruneReport{DryRun: opts.DryRun, Images: []PrunedImage{}}}
 	p.rep.Err = p.prune(ctx, scope)
 	p.rep.Duration = time.Since(start)
@@ -177,9 +186,11 @@ func (p *pruner) prune(ctx context.Context, scope PruneScope) error {
 		}
 	}
 	for _, lk := range locks {
-		if err := lk.Release(ctx); err != nil {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+		if err := lk.Release(uctx); err != nil {
 			errs = append(errs, err)
 		}
+		cancel()
 	}
 	return errors.Join(errs...)
 }

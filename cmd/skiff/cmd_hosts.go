@@ -64,6 +64,8 @@ func checkCommand() *cli.Command {
 		Usage: "reach every selected host: SSH, host key, user, docker/compose, supervisord",
 		Action: func(c *cli.Context) error {
 			return onHosts(c, "check", func(ctx context.Context, s *session, h *inventory.Host, conn *remote.Conn, r *hostResult) error {
+				ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+				defer cancel()
 				facts, err := deploy.Probe(ctx, conn, deploy.NeedsOf(s.inv, h.Name))
 				r.Check = facts
 				if facts != nil {
@@ -105,10 +107,10 @@ func execCommand() *cli.Command {
 				cmd = remote.Command{Script: argv[0]}
 			}
 			return onHosts(c, "exec", func(ctx context.Context, s *session, h *inventory.Host, conn *remote.Conn, r *hostResult) error {
-				var out, errOut strings.Builder
+				var out, errOut keptOutput
 				cmd := cmd
-				cmd.Stdout = func(line string) { out.WriteString(line + "\n"); s.out.line(h.Name, "stdout", line) }
-				cmd.Stderr = func(line string) { errOut.WriteString(line + "\n"); s.out.line(h.Name, "stderr", line) }
+				cmd.Stdout = func(line string) { out.add(line); s.out.line(h.Name, "stdout", line) }
+				cmd.Stderr = func(line string) { errOut.add(line); s.out.line(h.Name, "stderr", line) }
 				_, err := conn.Run(ctx, cmd)
 				status := 0
 				var ee *remote.ExitError
@@ -124,4 +126,32 @@ func execCommand() *cli.Command {
 			})
 		},
 	}
+}
+
+// checkTimeout bounds `skiff check` on one host: a handful of short probes.
+const checkTimeout = time.Minute
+
+// execKeep bounds what exec keeps of each output stream of a host for --json; every line is still printed.
+const execKeep = 1 << 20
+
+// keptOutput is one output stream of exec as kept for --json: up to execKeep bytes, then a count of the rest.
+type keptOutput struct {
+	b       strings.Builder
+	dropped int64
+}
+
+func (k *keptOutput) add(line string) {
+	if k.dropped > 0 || k.b.Len()+len(line)+1 > execKeep {
+		k.dropped += int64(len(line) + 1)
+		return
+	}
+	k.b.WriteString(line)
+	k.b.WriteByte('\n')
+}
+
+func (k *keptOutput) String() string {
+	if k.dropped == 0 {
+		return k.b.String()
+	}
+	return k.b.String() + fmt.Sprintf("[skiff: %d more bytes not kept]\n", k.dropped)
 }
