@@ -27,14 +27,32 @@ type binResult struct {
 // runBinary runs the skiff binary with exactly env and args and waits for it (at most e2eRunTimeout).
 func runBinary(t *testing.T, env []string, args ...string) binResult {
 	t.Helper()
+	return startBinary(t, env, args...).wait()
+}
+
+// binRun is a skiff binary started by startBinary.
+type binRun struct {
+	cmd            *exec.Cmd
+	stdout, stderr *bytes.Buffer
+	start          time.Time
+}
+
+// startBinary starts the skiff binary with exactly env and args.
+func startBinary(t *testing.T, env []string, args ...string) *binRun {
+	t.Helper()
 	cmd := exec.Command(testenv.SkiffBinary(t), args...)
 	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
+	b := &binRun{cmd: cmd, stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, start: time.Now()}
+	cmd.Stdout, cmd.Stderr = b.stdout, b.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// wait waits for the binary to exit (killing it after e2eRunTimeout) and returns what it did.
+func (b *binRun) wait() binResult {
+	cmd, stdout, stderr, start := b.cmd, b.stdout, b.stderr, b.start
 	timer := time.AfterFunc(e2eRunTimeout, func() { _ = cmd.Process.Kill() })
 	err := cmd.Wait()
 	timer.Stop()
@@ -195,5 +213,63 @@ func TestCheck_KnownHostsSources(t *testing.T) {
 	}
 	if data, err := os.ReadFile(filepath.Join(empty, ".ssh", "known_hosts")); err != nil || !strings.Contains(string(data), h.KnownHostsLine) {
 		t.Errorf("--accept-new-host-keys did not write ~/.ssh/known_hosts: %q, %v", data, err)
+	}
+}
+
+// TestDeploy_Interrupt sends SIGINT to a deploy whose hook hangs: the first stops the run, which removes the
+// new release and unlocks, leaving current as it was; a second SIGINT while it does so exits at once.
+func TestDeploy_Interrupt(t *testing.T) {
+	t.Parallel()
+	a := newE2EApp(t, "interrupt", appOptions{supervisor: supervisorNone,
+		// The hook ignores SIGTERM, so that stopping it takes skiff's grace before SIGKILL: time for a second signal.
+		extra: "hooks.before_switch = [\"if [ -e ../../hang ]; then trap '' TERM; touch ../../in-hook; sleep 600; fi\"]"})
+	good := a.deploy(0, e2eAppTree(t, "i1", nil)).After
+	e2eWrite(t, filepath.Join(a.path, "hang"), "")
+	env := baseEnv(t.TempDir())
+	for _, tc := range []struct {
+		name     string
+		signals  int
+		wantCode int
+		wantLock bool
+	}{
+		{name: "once: roll back and unlock", signals: 1, wantCode: exitFailed},
+		{name: "twice: exit now", signals: 2, wantCode: exitInterrupted, wantLock: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(filepath.Join(a.path, "in-hook"))
+			time.Sleep(time.Second) // release ids have a resolution of one second
+			b := startBinary(t, env, "-i", a.inv, "deploy", a.name, "--source", e2eAppTree(t, "i2", nil))
+			waitFor(t, 30*time.Second, "the hook to start", func() bool {
+				_, err := os.Stat(filepath.Join(a.path, "in-hook"))
+				return err == nil
+			}, func() { _ = b.cmd.Process.Kill() })
+			sent := time.Now()
+			for i := 0; i < tc.signals; i++ {
+				if err := b.cmd.Process.Signal(os.Interrupt); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			r := b.wait()
+			took := time.Since(sent)
+			t.Logf("%d SIGINT: exit %d %s after the first", tc.signals, r.code, took.Round(time.Millisecond))
+			if r.code != tc.wantCode || took > 20*time.Second {
+				t.Fatalf("want exit %d within 20 s, got %s", tc.wantCode, r.e2eResult)
+			}
+			if got := a.current(); got != good {
+				t.Errorf("current = %s, want %s", got, good)
+			}
+			lock := filepath.Join(a.path, ".skiff", "lock")
+			if _, err := os.Stat(lock); (err == nil) != tc.wantLock {
+				t.Errorf("lock left: %v, want %v", err == nil, tc.wantLock)
+			}
+			if tc.wantLock {
+				os.RemoveAll(lock)
+				return
+			}
+			if got := a.releases(); len(got) != 1 || got[0] != good {
+				t.Errorf("releases %v, want only %s", got, good)
+			}
+		})
 	}
 }
