@@ -99,7 +99,14 @@ check.timeout = "4s"
 		t.Errorf("%s is still on the target after the next run (%v)", config, err)
 	}
 	texts := map[string]string{"stdout": stdout.String(), "stderr": stderr.String(), "sshd log": a.host.Log()}
-	_ = filepath.WalkDir(a.app.Path, func(p string, d os.DirEntry, err error) error {
+	wantNoSecrets(t, texts, a.app.Path, fx.reg.Password, auth)
+}
+
+// wantNoSecrets fails the test when one of secrets appears in texts (what a run printed or logged, by where)
+// or in a file under dir on the target.
+func wantNoSecrets(t *testing.T, texts map[string]string, dir string, secrets ...string) {
+	t.Helper()
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			data, _ := os.ReadFile(p)
 			texts[p] = string(data)
@@ -107,7 +114,7 @@ check.timeout = "4s"
 		return nil
 	})
 	for where, text := range texts {
-		for _, secret := range []string{fx.reg.Password, auth} {
+		for _, secret := range secrets {
 			if strings.Contains(text, secret) {
 				t.Errorf("a secret appears in %s", where)
 			}
