@@ -72,12 +72,11 @@ fi
 cat "$2/owner.json" 2>/dev/null || true
 exit 3`
 
-// releaseScript removes the lock $1 only when it still carries the token $2 (or, with no token, still has no
-// owner.json), checked in the same command, so that no run or operator frees a lock another run took since;
-// otherwise it exits 4.
+// releaseScript removes the lock $1 only when it still carries the token $2, checked in the same command, so
+// that no run or operator frees a lock another run took since; otherwise it exits 4. Without a token (a lock
+// whose owner could not be read, removed with --force) it removes the lock as it is.
 const releaseScript = `[ -d "$1" ] || exit 0
-if [ -n "$2" ]; then grep -qF "\"token\":\"$2\"" "$1/owner.json" 2>/dev/null || exit 4
-else [ ! -e "$1/owner.json" ] || exit 4; fi
+if [ -n "$2" ]; then grep -qF "\"token\":\"$2\"" "$1/owner.json" 2>/dev/null || exit 4; fi
 rm -rf "$1"`
 
 // maxOwnerBytes bounds owner.json as read back from a target.
