@@ -184,7 +184,9 @@ func (r *hostRun) locked(ctx context.Context, op string, fn func(context.Context
 	}
 	err := r.acquire(runCtx, op)
 	if err == nil {
-		err = r.checkHistorySize(runCtx)
+		if r.app.Kind == inventory.KindSource && !r.opts.DryRun {
+			err = r.checkHistorySize(runCtx)
+		}
 		if err == nil {
 			err = fn(runCtx)
 		}
@@ -202,7 +204,7 @@ func (r *hostRun) locked(ctx context.Context, op string, fn func(context.Context
 }
 
 // checkHistorySize refuses a host whose history is beyond MaxHistoryBytes before anything changes there:
-// rollbacks, retention and image deploys could not read it.
+// rollbacks and retention could not read it. (Image runs and rollbacks read the history first anyway.)
 func (r *hostRun) checkHistorySize(ctx context.Context) error {
 	client, err := r.c.SFTP(ctx)
 	if err != nil {
