@@ -18,9 +18,9 @@ func (a *appRun) inspect(ctx context.Context, command string, job func(ctx conte
 	errs := deploy.ForEach(ctx, len(a.hosts), a.s.parallelOr(20), func(ctx context.Context, i int) error {
 		h, r := a.hosts[i], &results[i]
 		start := time.Now()
-		if t := a.app.Timeout.Duration; t > 0 {
+		if a.app != nil && a.app.Timeout.Duration > 0 { // prune of every app has none: Prune bounds itself
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, t) // reading a host's state never takes longer than changing it
+			ctx, cancel = context.WithTimeout(ctx, a.app.Timeout.Duration) // reading a host's state never takes longer than changing it
 			defer cancel()
 		}
 		conn, err := a.s.pool.Get(ctx, deploy.Target(a.s.inv, h))
