@@ -18,6 +18,10 @@ test: deps lint
 	$(GO) test -count=1 -timeout 14m ./...
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=10s ./inventory/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=10s ./ship/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeManifest$$' -fuzztime=5s ./ship/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseHistory$$' -fuzztime=5s ./release/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseLockOwner$$' -fuzztime=5s ./release/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseDockerOutput$$' -fuzztime=5s ./compose/
 	$(GO) test -run='^$$' -fuzz=FuzzParseHooks -fuzztime=5s ./serve/
 
 unit:
@@ -31,6 +35,10 @@ lint:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./inventory/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=60s ./ship/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeManifest$$' -fuzztime=60s ./ship/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseHistory$$' -fuzztime=60s ./release/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseLockOwner$$' -fuzztime=60s ./release/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseDockerOutput$$' -fuzztime=60s ./compose/
 	$(GO) test -run='^$$' -fuzz=FuzzParseHooks -fuzztime=60s ./serve/
 
 demo: build

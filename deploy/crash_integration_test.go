@@ -41,7 +41,7 @@ func TestDeploy_CrashSafety(t *testing.T) {
 	}
 	env := testenv.Shared(t)
 	h := env.Hosts[1]
-	bin := buildSkiff(t)
+	bin := testenv.SkiffBinary(t)
 	appPath := filepath.Join(h.Root, "srv", "crash")
 	env.MkdirOwned(t, filepath.Dir(appPath))
 	t.Cleanup(func() { os.RemoveAll(appPath) })
@@ -137,7 +137,7 @@ hooks.after_switch = ["sleep 0.2"]
 		if got := treeSum(t, filepath.Join(appPath, "releases", before)); got != beforeSum {
 			t.Fatalf("kill %d after %s: release %s, live before the run, changed", i, delay, before)
 		}
-		mustRun("lock", "release", "crash")
+		mustRun("lock", "release", "--force", "crash")
 	}
 	t.Logf("%d of %d killed deploys had switched current", switched, crashKills)
 
@@ -162,17 +162,6 @@ hooks.after_switch = ["sleep 0.2"]
 	if err := ship.Verify(ctx, conn, layout, back, m); err != nil {
 		t.Fatalf("rollback after the crashes went to %s, which is not complete: %v", back, err)
 	}
-}
-
-// buildSkiff builds the skiff binary into a temporary directory.
-func buildSkiff(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "skiff")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/skiffdeploy/skiff/cmd/skiff").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // writeCrashTree writes generation gen of the crash test's tree: every file exists in every generation, and

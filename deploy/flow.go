@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -49,18 +50,20 @@ type Options struct {
 
 // Outcome is one host's result of a deploy or rollback.
 type Outcome struct {
-	Host       string        `json:"host"`
-	Before     string        `json:"release_before,omitempty"`
-	After      string        `json:"release_after,omitempty"`
-	RolledBack bool          `json:"rolled_back"`
-	Files      int64         `json:"files_sent"`
-	Bytes      int64         `json:"bytes_sent"`
-	Reused     int64         `json:"files_reused"`
-	Steps      []StepTiming  `json:"steps,omitempty"`
-	Restarted  []Restarted   `json:"restarted,omitempty"`
-	Image      *ImageChange  `json:"image,omitempty"` // image apps: the image live before and after
-	Duration   time.Duration `json:"-"`
-	Err        error         `json:"-"`
+	Host       string       `json:"host"`
+	Before     string       `json:"release_before,omitempty"`
+	After      string       `json:"release_after,omitempty"`
+	RolledBack bool         `json:"rolled_back"`
+	Files      int64        `json:"files_sent"`
+	Bytes      int64        `json:"bytes_sent"`
+	Reused     int64        `json:"files_reused"`
+	Steps      []StepTiming `json:"steps,omitempty"`
+	Restarted  []Restarted  `json:"restarted,omitempty"`
+	Image      *ImageChange `json:"image,omitempty"` // image apps: the image live before and after
+	// Warnings are problems that did not fail the host: housekeeping after a passed check, skipped history lines.
+	Warnings []string      `json:"warnings,omitempty"`
+	Duration time.Duration `json:"-"`
+	Err      error         `json:"-"`
 }
 
 // StepTiming is how long one step of a host's run took.
@@ -81,6 +84,48 @@ type hostRun struct {
 	opts *Options
 	out  *Outcome
 	lock *release.Lock
+
+	warnMu   sync.Mutex
+	cleanup  context.Context // see cleanupCtx
+	cancelup context.CancelFunc
+}
+
+// Deadlines of what must still happen on a host once its run has ended or timed out.
+const (
+	// cleanupTimeout bounds, together, removing a release that did not go live and recording the run in
+	// history once the run's context has ended: a lost host must not hold its run much past the app's timeout.
+	cleanupTimeout = 5 * time.Second
+	// unlockTimeout bounds freeing the lock on its own, after everything else.
+	unlockTimeout = 3 * time.Second
+	// switchBackExtra is what a switch-back may take beyond the app's check timeout.
+	switchBackExtra = 30 * time.Second
+)
+
+// cleanupCtx returns ctx while it lasts; once it has ended (the app's timeout, Ctrl-C), one fresh context per
+// host run with a short deadline of its own, shared by every step that must still run.
+func (r *hostRun) cleanupCtx(ctx context.Context) context.Context {
+	if ctx.Err() == nil {
+		return ctx
+	}
+	if r.cleanup == nil {
+		r.cleanup, r.cancelup = context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	}
+	return r.cleanup
+}
+
+// switchBackCtx is the context of a switch-back (or put-back) to the release that was live: it runs even when
+// ctx has ended, within a deadline of its own that leaves room for the restart and the checks.
+func switchBackCtx(ctx context.Context, app *inventory.App) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), app.Check.Timeout.Duration+switchBackExtra)
+}
+
+// warn records a problem that does not fail the host: it is logged and kept in the outcome, naming the host.
+func (r *hostRun) warn(msg string) {
+	msg = "host " + r.host + ": " + msg
+	r.warnMu.Lock()
+	r.out.Warnings = append(r.out.Warnings, msg)
+	r.warnMu.Unlock()
+	r.logf("WARNING: %s", msg)
 }
 
 func newHostRun(c HostConn, app *inventory.App, host string, opts *Options) *hostRun {
@@ -129,23 +174,59 @@ func (r *hostRun) acquire(ctx context.Context, op string) error {
 	})
 }
 
-// locked runs fn under the app's lock on the host, and fills in the outcome's error and duration.
+// locked runs fn under the app's lock on the host, and fills in the outcome's error and duration. The app's
+// timeout bounds the whole of it, hooks and builds included; what must still happen after it expires (remove
+// the new release, switch back, record history, unlock) runs with short deadlines of its own.
 func (r *hostRun) locked(ctx context.Context, op string, fn func(context.Context) error) *Outcome {
 	start := time.Now()
-	err := r.acquire(ctx, op)
+	ctx = release.WithWarn(ctx, r.warn)
+	runCtx, cancel := ctx, context.CancelFunc(func() {})
+	if t := r.app.Timeout.Duration; t > 0 {
+		runCtx, cancel = context.WithTimeout(ctx, t)
+	}
+	err := r.acquire(runCtx, op)
 	if err == nil {
-		err = r.release(ctx, fn(ctx))
+		if r.app.Kind == inventory.KindSource && !r.opts.DryRun {
+			err = r.checkHistorySize(runCtx)
+		}
+		if err == nil {
+			err = fn(runCtx)
+		}
+		if err != nil && runCtx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			err = fmt.Errorf("timed out after %s (the app's timeout): %w", r.app.Timeout.Duration, err)
+		}
+		err = r.release(ctx, err)
+	}
+	cancel()
+	if r.cancelup != nil {
+		r.cancelup()
 	}
 	r.out.Err, r.out.Duration = err, time.Since(start)
 	return r.out
 }
 
-// release frees the lock; a failure to do so is reported with the run's error, never swallowed.
+// checkHistorySize refuses a host whose history is beyond MaxHistoryBytes before anything changes there:
+// rollbacks and retention could not read it. (Image runs and rollbacks read the history first anyway.)
+func (r *hostRun) checkHistorySize(ctx context.Context) error {
+	client, err := r.c.SFTP(ctx)
+	if err != nil {
+		return err
+	}
+	if fi, err := client.Stat(r.l.History()); err == nil && fi.Size() > release.MaxHistoryBytes {
+		return release.HistoryTooLarge(r.l, fi.Size())
+	}
+	return nil
+}
+
+// release frees the lock with a deadline of its own; a failure to do so is reported with the run's error,
+// never swallowed.
 func (r *hostRun) release(ctx context.Context, err error) error {
 	if r.lock == nil {
 		return err
 	}
-	if uerr := r.lock.Release(ctx); uerr != nil {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+	defer cancel()
+	if uerr := r.lock.Release(uctx); uerr != nil {
 		return errors.Join(err, uerr)
 	}
 	return err
@@ -158,11 +239,7 @@ func (r *hostRun) history(ctx context.Context, e release.HistoryEntry) error {
 	if r.opts.DryRun {
 		return nil
 	}
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		defer cancel()
-	}
+	ctx = r.cleanupCtx(ctx)
 	e.App, e.Operator, e.Origin, e.Run = r.app.Name, r.opts.Operator, r.opts.Origin, r.opts.Run
 	return release.AppendHistory(ctx, r.c, r.l, e)
 }

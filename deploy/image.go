@@ -299,8 +299,14 @@ func (r *imageRun) dryActivate() error {
 }
 
 // readLive reads the app's history on the host and the image release live there (nil before the first
-// deploy), which becomes the outcome's before and after until something changes it.
+// deploy), which becomes the outcome's before and after until something changes it. As the first step of
+// every image run, it first removes docker credentials that a killed run left.
 func (r *imageRun) readLive(ctx context.Context) ([]release.HistoryEntry, *ImageRelease, error) {
+	if !r.opts.DryRun {
+		if err := r.removeStaleCredentials(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
 	hist, err := release.ReadHistory(ctx, r.c, r.l)
 	if err != nil {
 		return nil, nil, err
@@ -338,7 +344,8 @@ func (r *imageRun) revert(ctx context.Context, rel ImageRelease, live *ImageRele
 		return errors.Join(cause, r.history(ctx, failed))
 	}
 	r.logf("rolling back to %s (%s)", live.ID, live)
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := switchBackCtx(ctx, r.app)
+	defer cancel()
 	err := r.activate(ctx, *live, true)
 	back := live.entry(release.ActionRollback, release.ResultOK, rel.ID)
 	if err != nil {

@@ -156,23 +156,15 @@ func TestDeployImage_Integration(t *testing.T) {
 		}
 		auth := base64.StdEncoding.EncodeToString([]byte("ci:" + fx.reg.Password))
 		texts := map[string]string{"error": bad.Err.Error(), "log": a.logs.String(), "sshd log": a.host.Log()}
-		_ = filepath.WalkDir(a.app.Path, func(p string, d os.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
-				data, _ := os.ReadFile(p)
-				texts[p] = string(data)
-			}
-			return nil
-		})
-		for where, text := range texts {
-			for _, secret := range []string{wrong, fx.reg.Password, auth} {
-				if strings.Contains(text, secret) {
-					t.Errorf("a secret appears in %s", where)
-				}
-			}
-		}
+		wantNoSecrets(t, texts, a.app.Path, wrong, fx.reg.Password, auth)
 		if good.Image.After == nil {
 			t.Fatal("no live image after the good deploy")
 		}
+	})
+
+	t.Run("credentials a killed run left are removed", func(t *testing.T) {
+		t.Parallel()
+		testKilledAfterLogin(t, fx)
 	})
 
 	t.Run("host without compose", func(t *testing.T) {

@@ -46,7 +46,9 @@ func (r *imageRun) rollbackImage(ctx context.Context) error {
 			r.out.After, r.out.Image.After = to.ID, &to
 			return errors.Join(err, r.history(ctx, entry))
 		}
-		back := r.activate(context.WithoutCancel(ctx), *live, true)
+		bctx, cancel := switchBackCtx(ctx, r.app)
+		defer cancel()
+		back := r.activate(bctx, *live, true)
 		if back != nil {
 			r.out.After, r.out.Image.After = to.ID, &to
 			return errors.Join(err, fmt.Errorf("putting %s back also failed: %w", live.ID, back), r.history(ctx, entry))

@@ -208,15 +208,34 @@ func configDirCommand(dir string) remote.Command {
 	return remote.Script(`umask 077 && mkdir -p "$1"`, dir)
 }
 
-// logout removes the credentials login stored, whatever happened to the pull.
+// logout removes the credentials login stored, whatever happened to the pull, and then the config file
+// itself: a file that never outlives a run is one a reader of the target cannot mistake for live credentials.
 func (r *imageRun) logout(ctx context.Context, docker compose.Docker, server string) {
+	ctx = r.cleanupCtx(ctx)
 	argv, err := docker.Logout(server)
 	if err == nil {
-		err = r.run(context.WithoutCancel(ctx), remote.Command{Argv: argv})
+		err = r.run(ctx, remote.Command{Argv: argv})
+	}
+	if err == nil {
+		err = r.run(ctx, remote.Script(`rm -f "$1/config.json"`, docker.ConfigDir))
 	}
 	if err != nil {
-		r.logf("warning: docker logout from %s: %v", server, err)
+		r.warn(fmt.Sprintf("docker logout from %s: %v", server, err))
 	}
+}
+
+// removeStaleCredentials removes a docker config that a killed run left behind, credentials and all, before
+// anything else of the run happens, and says so.
+func (r *imageRun) removeStaleCredentials(ctx context.Context) error {
+	cfg := r.dockerConfig() + "/config.json"
+	res, err := r.c.Run(ctx, remote.Script(`[ -e "$1" ] || [ -L "$1" ] || exit 0; rm -f "$1" && echo removed`, cfg))
+	if err != nil {
+		return fmt.Errorf("remove stale docker credentials %s: %w", cfg, err)
+	}
+	if strings.TrimSpace(string(res.Stdout)) == "removed" {
+		r.warn(fmt.Sprintf("removed %s, docker credentials left by an earlier run that was killed", cfg))
+	}
+	return nil
 }
 
 // pinScript writes the override file from standard input ($1) and then either saves compose.yaml ($2) as

@@ -27,17 +27,39 @@ type PruneScope struct {
 	Only string
 }
 
-// targets returns the apps to lock and prune.
-func (s PruneScope) targets() ([]*inventory.App, error) {
+// targets returns the apps to lock and prune, and the other apps to lock: with Only an image app, the image
+// apps that deploy its repository, whose images the prune removes too.
+func (s PruneScope) targets() (prune, lockAlso []*inventory.App, err error) {
 	if s.Only == "" {
-		return s.Apps, nil
+		return s.Apps, nil, nil
 	}
 	for _, a := range s.Apps {
 		if a.Name == s.Only {
-			return []*inventory.App{a}, nil
+			return []*inventory.App{a}, sameRepository(a, s.Apps), nil
 		}
 	}
-	return nil, fmt.Errorf("app %s is not deployed to this host", s.Only)
+	return nil, nil, fmt.Errorf("app %s is not deployed to this host", s.Only)
+}
+
+// sameRepository returns the image apps of apps other than app that deploy app's image repository.
+func sameRepository(app *inventory.App, apps []*inventory.App) []*inventory.App {
+	if app.Kind != inventory.KindImage {
+		return nil
+	}
+	mine, err := compose.ParseReference(app.Image)
+	if err != nil {
+		return nil
+	}
+	var out []*inventory.App
+	for _, o := range apps {
+		if o == app || o.Kind != inventory.KindImage {
+			continue
+		}
+		if theirs, err := compose.ParseReference(o.Image); err == nil && compose.SameRepository(theirs.Repository, mine.Repository) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // HostApps returns the apps of the inventory that are deployed to host, sorted by name.
@@ -100,6 +122,15 @@ func (p *pruner) logf(format string, args ...any) {
 // real run would remove.
 func Prune(ctx context.Context, c HostConn, host string, scope PruneScope, opts *Options) *PruneReport {
 	start := time.Now()
+	var limit time.Duration
+	for _, a := range scope.Apps {
+		limit = max(limit, a.Timeout.Duration)
+	}
+	if limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, limit) // the longest app timeout of the host bounds its prune
+		defer cancel()
+	}
 	p := &pruner{c: c, host: host, opts: opts, rep: &PruneReport{DryRun: opts.DryRun, Images: []PrunedImage{}}}
 	p.rep.Err = p.prune(ctx, scope)
 	p.rep.Duration = time.Since(start)
@@ -107,9 +138,12 @@ func Prune(ctx context.Context, c HostConn, host string, scope PruneScope, opts 
 }
 
 func (p *pruner) prune(ctx context.Context, scope PruneScope) error {
-	targets, err := scope.targets()
+	targets, also, err := scope.targets()
 	if err == nil {
 		targets, err = p.deployed(ctx, targets)
+	}
+	if err == nil {
+		also, err = p.deployed(ctx, also)
 	}
 	if err != nil {
 		return err
@@ -117,7 +151,7 @@ func (p *pruner) prune(ctx context.Context, scope PruneScope) error {
 	var errs []error
 	var locks []*release.Lock
 	blocked := map[string]bool{}
-	for _, app := range targets {
+	for _, app := range append(append([]*inventory.App(nil), targets...), also...) {
 		lk, err := p.lock(ctx, app)
 		if err != nil {
 			blocked[app.Name] = true
@@ -130,6 +164,9 @@ func (p *pruner) prune(ctx context.Context, scope PruneScope) error {
 	}
 	var images []*inventory.App
 	imagesBlocked := false
+	for _, app := range also {
+		imagesBlocked = imagesBlocked || blocked[app.Name]
+	}
 	for _, app := range targets {
 		switch {
 		case app.Kind == inventory.KindImage:
@@ -152,9 +189,11 @@ func (p *pruner) prune(ctx context.Context, scope PruneScope) error {
 		}
 	}
 	for _, lk := range locks {
-		if err := lk.Release(ctx); err != nil {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+		if err := lk.Release(uctx); err != nil {
 			errs = append(errs, err)
 		}
+		cancel()
 	}
 	return errors.Join(errs...)
 }

@@ -303,31 +303,45 @@ hosts = ["web1", "web2"]
 path = "/srv/shop"
 image = "registry.example.com/shop/app"
 service = "app"
+[apps.shop-canary]
+hosts = ["web2"]
+path = "/srv/shop-canary"
+image = "registry.example.com/shop/app"
+service = "app"
+[apps.other]
+hosts = ["web2"]
+path = "/srv/other"
+image = "registry.example.com/other"
+service = "app"
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		name, host, only string
-		want             []string
+		want, wantAlso   []string
 		wantErr          bool
 	}{
 		{name: "every app of the host", host: "web1", want: []string{"api", "shop"}},
-		{name: "only the host's apps", host: "web2", want: []string{"shop"}},
+		{name: "only the host's apps", host: "web2", want: []string{"other", "shop", "shop-canary"}},
 		{name: "one app", host: "web1", only: "shop", want: []string{"shop"}},
+		{name: "one app whose repository another app deploys", host: "web2", only: "shop", want: []string{"shop"}, wantAlso: []string{"shop-canary"}},
 		{name: "an app not on the host", host: "web2", only: "api", wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			apps, err := PruneScope{Apps: HostApps(inv, tc.host), Only: tc.only}.targets()
+			apps, also, err := PruneScope{Apps: HostApps(inv, tc.host), Only: tc.only}.targets()
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err %v", err)
 			}
-			var names []string
-			for _, a := range apps {
-				names = append(names, a.Name)
+			names := func(apps []*inventory.App) []string {
+				var out []string
+				for _, a := range apps {
+					out = append(out, a.Name)
+				}
+				return out
 			}
-			if !reflect.DeepEqual(names, tc.want) {
-				t.Fatalf("targets %v, want %v", names, tc.want)
+			if got, gotAlso := names(apps), names(also); !reflect.DeepEqual(got, tc.want) || !reflect.DeepEqual(gotAlso, tc.wantAlso) {
+				t.Fatalf("targets %v and also locked %v, want %v and %v", got, gotAlso, tc.want, tc.wantAlso)
 			}
 		})
 	}

@@ -46,7 +46,9 @@ func (r *hostRun) rollbackSource(ctx context.Context) error {
 		if cur == "" {
 			return errors.Join(err, r.history(ctx, entry))
 		}
-		back := r.activate(context.WithoutCancel(ctx), cur, to)
+		bctx, cancel := switchBackCtx(ctx, r.app)
+		defer cancel()
+		back := r.activate(bctx, cur, to)
 		if back != nil {
 			r.out.After = to
 			return errors.Join(err, fmt.Errorf("putting %s back also failed: %w", cur, back), r.history(ctx, entry))

@@ -49,7 +49,10 @@ func (r *hostRun) deploySource(ctx context.Context) error {
 	if err := r.history(ctx, release.HistoryEntry{Op: release.ActionDeploy, ID: id, Previous: prev, Result: release.ResultOK, Revision: r.opts.Revision}); err != nil {
 		return err
 	}
-	return r.retain(ctx, id, prev)
+	if err := r.retain(ctx, id, prev); err != nil {
+		r.warn(err.Error()) // the release is live and checked: housekeeping does not fail the host
+	}
+	return nil
 }
 
 // scanError carries a failure of the local scan through a host's deploy.
@@ -190,16 +193,13 @@ func (r *hostRun) seedFile(ctx context.Context, local, dst string, mode fs.FileM
 	}
 	defer src.Close()
 	tmp := path.Join(path.Dir(dst), ".skiff-seed-"+r.opts.Run)
-	f, err := client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	f, err := release.CreateFinal(client, tmp, os.O_WRONLY|os.O_TRUNC, mode)
 	if err != nil {
 		return err
 	}
 	_, err = io.Copy(f, src)
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = client.Chmod(tmp, mode)
 	}
 	if err == nil {
 		err = client.PosixRename(tmp, dst)
@@ -247,7 +247,9 @@ func (r *hostRun) revert(ctx context.Context, id, prev string, cause error) erro
 		return errors.Join(cause, r.history(ctx, failed))
 	}
 	r.logf("rolling back to %s", prev)
-	err := r.activate(context.WithoutCancel(ctx), prev, id)
+	bctx, cancel := switchBackCtx(ctx, r.app)
+	defer cancel()
+	err := r.activate(bctx, prev, id)
 	back := release.HistoryEntry{Op: release.ActionRollback, ID: prev, Previous: id, Result: release.ResultOK}
 	if err != nil {
 		back.Result, back.Error = release.ResultFailed, err.Error()
@@ -261,7 +263,7 @@ func (r *hostRun) revert(ctx context.Context, id, prev string, cause error) erro
 // discard removes a release that never went live.
 func (r *hostRun) discard(ctx context.Context, id string) {
 	if !r.opts.DryRun {
-		_ = r.run(context.WithoutCancel(ctx), release.RemoveReleasesCommand(r.l, []string{id}))
+		_ = r.run(r.cleanupCtx(ctx), release.RemoveReleasesCommand(r.l, []string{id}))
 	}
 }
 

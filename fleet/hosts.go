@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -69,12 +70,17 @@ type hostJob func(ctx context.Context, h *inventory.Host, conn *remote.Conn, r *
 
 // onHosts runs job on every host, parallel at once, and reports each host's result as it finishes. It does
 // not stop at the first failure: one broken host must not hide the state of the others.
-func (e *Engine) onHosts(ctx context.Context, command string, hosts []*inventory.Host, parallel int, job hostJob) *Report {
+func (e *Engine) onHosts(ctx context.Context, command string, hosts []*inventory.Host, parallel int, job hostJob, timeout time.Duration) *Report {
 	rep := &Report{Command: command, DryRun: e.cfg.DryRun, Hosts: make([]*HostResult, len(hosts))}
 	errs := deploy.ForEach(ctx, len(hosts), parallel, func(ctx context.Context, i int) error {
 		h, r := hosts[i], &HostResult{Host: hosts[i].Name}
 		rep.Hosts[i] = r
 		start := time.Now()
+		if timeout > 0 { // reading a host's state never takes longer than changing it
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
 		conn, err := e.conn(ctx, h)
 		if err == nil {
 			err = job(ctx, h, conn, r)
@@ -107,11 +113,13 @@ func (e *Engine) Check(ctx context.Context, sel Selection) (*Report, error) {
 		return nil, err
 	}
 	return e.onHosts(ctx, "check", hosts, e.parallelOr(20), func(ctx context.Context, h *inventory.Host, conn *remote.Conn, r *HostResult) error {
+		ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		defer cancel()
 		r.HostKey = conn.HostKeyFingerprint()
 		facts, err := deploy.Probe(ctx, conn, deploy.NeedsOf(e.cfg.Inventory, h.Name))
 		r.Check = facts
 		return err
-	}), nil
+	}, 0), nil
 }
 
 // Exec runs argv on every selected host; one word with shell syntax in it is a script, as with
@@ -129,14 +137,14 @@ func (e *Engine) Exec(ctx context.Context, sel Selection, argv []string) (*Repor
 		base = remote.Command{Script: argv[0]}
 	}
 	return e.onHosts(ctx, "exec", hosts, e.parallelOr(20), func(ctx context.Context, h *inventory.Host, conn *remote.Conn, r *HostResult) error {
-		var out, errOut strings.Builder
+		var out, errOut keptOutput
 		cmd := base
 		cmd.Stdout = func(line string) {
-			out.WriteString(line + "\n")
+			out.add(line)
 			e.emit(Event{Kind: EventLine, Host: h.Name, Stream: "stdout", Text: line})
 		}
 		cmd.Stderr = func(line string) {
-			errOut.WriteString(line + "\n")
+			errOut.add(line)
 			e.emit(Event{Kind: EventLine, Host: h.Name, Stream: "stderr", Text: line})
 		}
 		_, err := conn.Run(ctx, cmd)
@@ -150,7 +158,7 @@ func (e *Engine) Exec(ctx context.Context, sel Selection, argv []string) (*Repor
 		}
 		r.Stdout, r.Stderr = out.String(), errOut.String()
 		return err
-	}), nil
+	}, 0), nil
 }
 
 // start reports the hosts a request selected.
@@ -160,4 +168,34 @@ func (e *Engine) start(hosts []*inventory.Host) {
 		names[i] = h.Name
 	}
 	e.emit(Event{Kind: EventStart, Hosts: names})
+}
+
+// checkTimeout bounds `skiff check` on one host: a handful of short probes.
+const checkTimeout = time.Minute
+
+// execKeep bounds what exec keeps of each output stream of a host for the report; every line is still sent
+// as an event.
+const execKeep = 1 << 20
+
+// keptOutput is one output stream of exec as kept for the report: up to execKeep bytes, then a count of the
+// rest.
+type keptOutput struct {
+	b       strings.Builder
+	dropped int64
+}
+
+func (k *keptOutput) add(line string) {
+	if k.dropped > 0 || k.b.Len()+len(line)+1 > execKeep {
+		k.dropped += int64(len(line) + 1)
+		return
+	}
+	k.b.WriteString(line)
+	k.b.WriteByte('\n')
+}
+
+func (k *keptOutput) String() string {
+	if k.dropped == 0 {
+		return k.b.String()
+	}
+	return k.b.String() + fmt.Sprintf("[skiff: %d more bytes not kept]\n", k.dropped)
 }

@@ -25,7 +25,7 @@ func (e *Engine) inspect(ctx context.Context, command string, req AppRequest, se
 	}
 	rep := e.onHosts(ctx, command, a.t.hosts, e.parallelOr(20), func(ctx context.Context, h *inventory.Host, conn *remote.Conn, r *HostResult) error {
 		return job(ctx, a.t.app, conn, r)
-	})
+	}, a.t.app.Timeout.Duration)
 	rep.App = a.t.app.Name
 	return rep, nil
 }
@@ -178,9 +178,10 @@ func (e *Engine) programStates(ctx context.Context, conn *remote.Conn, sup inven
 	return out, nil
 }
 
-// Lock reports who holds the app's deploy lock on each host; with release, it removes the lock (not in a dry
-// run) and says what it held.
-func (e *Engine) Lock(ctx context.Context, req AppRequest, remove bool) (*Report, error) {
+// Lock reports who holds the app's deploy lock on each host; with remove, it removes the lock it inspected
+// (not in a dry run) and says what it held. A lock younger than the app's timeout, or one without an owner,
+// is removed only with force: its run may still be going.
+func (e *Engine) Lock(ctx context.Context, req AppRequest, remove, force bool) (*Report, error) {
 	return e.inspect(ctx, "lock", req, false, func(ctx context.Context, app *inventory.App, conn *remote.Conn, r *HostResult) error {
 		l := release.Layout{Path: app.Path}
 		held, err := release.LockStatus(ctx, conn, l, app.Timeout.Duration)
@@ -191,7 +192,7 @@ func (e *Engine) Lock(ctx context.Context, req AppRequest, remove bool) (*Report
 			r.Lock = held.Error()
 			return nil
 		}
-		if err := release.ForceReleaseLock(ctx, conn, l); err != nil {
+		if err := release.ReleaseInspected(ctx, conn, held, app.Timeout.Duration, force); err != nil {
 			return err
 		}
 		r.Released = held.Error()
@@ -225,7 +226,7 @@ func (e *Engine) Prune(ctx context.Context, req PruneRequest) (*Report, error) {
 		scope := deploy.PruneScope{Apps: deploy.HostApps(e.cfg.Inventory, h.Name), Only: req.App}
 		r.Pruned = deploy.Prune(ctx, conn, h.Name, scope, opts)
 		return r.Pruned.Err
-	})
+	}, 0) // Prune bounds itself by each app's timeout
 	rep.App = req.App
 	return rep, nil
 }

@@ -22,7 +22,7 @@ func (e *Engine) ReleaseStaleLock(ctx context.Context, req AppRequest, origin st
 			r.Lock = held.Error()
 			return nil
 		}
-		if err := release.ForceReleaseLock(ctx, conn, l); err != nil {
+		if err := release.ReleaseInspected(ctx, conn, held, app.Timeout.Duration, true); err != nil {
 			return err
 		}
 		r.Released = held.Error()

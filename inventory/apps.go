@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/skiffdeploy/skiff/compose"
 	"github.com/skiffdeploy/skiff/supervisor"
 )
 
@@ -307,7 +308,10 @@ func quoteValue(v any) string {
 }
 
 // checkSharedPaths refuses two apps with the same path on a common host:
-// their releases and locks would overwrite each other.
+// their releases and locks would overwrite each other. Image apps whose
+// paths differ but end in the same directory name are refused too: docker
+// compose names the project after it, so each app's `up` would replace the
+// other's containers.
 func (b *builder) checkSharedPaths(inv *Inventory, names []string) {
 	for i, name := range names {
 		a := inv.Apps[name]
@@ -320,17 +324,27 @@ func (b *builder) checkSharedPaths(inv *Inventory, names []string) {
 		}
 		for _, other := range names[:i] {
 			o := inv.Apps[other]
-			if o.Path != a.Path {
+			samePath := o.Path == a.Path
+			sameProject := !samePath && a.Kind == KindImage && o.Kind == KindImage && o.Path != "" &&
+				compose.ProjectName(o.Path) == compose.ProjectName(a.Path)
+			if !samePath && !sameProject {
 				continue
 			}
 			theirs, err := inv.AppHosts(o, nil)
 			if err != nil {
 				continue
 			}
-			if h := firstCommon(mine, theirs); h != "" {
+			h := firstCommon(mine, theirs)
+			switch {
+			case h == "":
+				continue
+			case samePath:
 				b.ps.add(newPath("apps", name, "path"), "%q is also the path of app %q on host %q", a.Path, other, h)
-				break
+			default:
+				b.ps.add(newPath("apps", name, "path"), "%q gives the same docker compose project name %q as the path %q of app %q on host %q; rename one of the directories",
+					a.Path, compose.ProjectName(a.Path), o.Path, other, h)
 			}
+			break
 		}
 	}
 }

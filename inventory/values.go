@@ -238,8 +238,13 @@ func (b *builder) envName(p keyPath, s string) {
 			ok = false
 		}
 	}
-	if !ok {
+	switch {
+	case !ok:
 		b.ps.add(p, "%q is not an environment variable name", s)
+	case strings.HasPrefix(strings.ToUpper(s), "SKIFF_"):
+		// skiff's own variables hold its SSH key, known hosts and options: a secret named after one of them
+		// would hand that value to a registry or a supervisord.
+		b.ps.add(p, "%q names one of skiff's own SKIFF_* variables; use a variable of its own", s)
 	}
 }
 

@@ -1,12 +1,12 @@
 package release
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/skiffdeploy/skiff/remote"
@@ -66,6 +66,16 @@ func (e HistoryEntry) validate() error {
 	return nil
 }
 
+// MaxHistoryBytes bounds the history skiff reads from a target: years of deploys fit in it, and a target
+// cannot make skiff allocate more.
+const MaxHistoryBytes = 8 << 20
+
+// appendHistoryScript appends $3 as one line to $2 with one write. When the file does not end in a newline (a
+// disk that filled during an earlier append), the line starts with one, so the half line stays a line of its
+// own, which ParseHistory skips, and never hides this one.
+const appendHistoryScript = `mkdir -p "$1" || exit 1
+if [ -s "$2" ] && [ -n "$(tail -c 1 "$2")" ]; then printf '\n%s\n' "$3" >> "$2"; else printf '%s\n' "$3" >> "$2"; fi`
+
 // AppendHistory adds one line to the app's history on the target. One printf of one line with O_APPEND is
 // atomic enough for a file that only skiff writes, and only under the app's lock.
 func AppendHistory(ctx context.Context, c runner, l Layout, e HistoryEntry) error {
@@ -76,41 +86,85 @@ func AppendHistory(ctx context.Context, c runner, l Layout, e HistoryEntry) erro
 	if err != nil {
 		return err
 	}
-	if _, err := c.Run(ctx, remote.Script(`mkdir -p "$1" && printf '%s\n' "$3" >> "$2"`, l.SkiffDir(), l.History(), string(data))); err != nil {
+	if _, err := c.Run(ctx, remote.Script(appendHistoryScript, l.SkiffDir(), l.History(), string(data))); err != nil {
 		return fmt.Errorf("append history: %w", err)
 	}
 	return nil
 }
 
 // ReadHistory returns the app's history on the target, oldest first; a missing file is an empty history.
+// Lines it cannot use are skipped with a warning (see Warn); a history larger than MaxHistoryBytes is an error.
 func ReadHistory(ctx context.Context, c runner, l Layout) ([]HistoryEntry, error) {
-	res, err := c.Run(ctx, remote.Script(`[ -f "$1" ] && cat "$1" || true`, l.History()))
+	cmd := remote.Script(`[ -f "$1" ] || exit 0; head -c "$2" "$1"`, l.History(), strconv.Itoa(MaxHistoryBytes+1))
+	cmd.MaxOutput = MaxHistoryBytes + 1
+	res, err := c.Run(ctx, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
-	return ParseHistory(res.Stdout)
+	if len(res.Stdout) > MaxHistoryBytes {
+		return nil, HistoryTooLarge(l, -1)
+	}
+	return parseHistoryOf(ctx, l, res.Stdout), nil
 }
 
-// ParseHistory decodes and validates history lines; a bad line is an error naming its number.
-func ParseHistory(data []byte) ([]HistoryEntry, error) {
+// HistoryTooLarge is the error of a history beyond MaxHistoryBytes; size is -1 when not known.
+func HistoryTooLarge(l Layout, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("read history: %s is larger than %d bytes, the most skiff reads; move it aside", l.History(), MaxHistoryBytes)
+	}
+	return fmt.Errorf("read history: %s is %d bytes, more than the %d skiff reads; move it aside", l.History(), size, MaxHistoryBytes)
+}
+
+// parseHistoryOf parses the history of l, warning about each line it skips.
+func parseHistoryOf(ctx context.Context, l Layout, data []byte) []HistoryEntry {
+	h, skipped := ParseHistory(data)
+	for _, s := range skipped {
+		Warn(ctx, "%s line %d skipped: %v", l.History(), s.Line, s.Err)
+	}
+	return h
+}
+
+// SkippedLine is a history line that ParseHistory could not use.
+type SkippedLine struct {
+	Line int
+	Err  error
+}
+
+// maxHistoryLine bounds one history line; an entry is a few hundred bytes.
+const maxHistoryLine = 64 << 10
+
+// ParseHistory decodes and validates history lines. A line that is not a valid entry (a half line left by a
+// full disk, say) is skipped and returned with its number, so that one bad line never blocks rollbacks.
+func ParseHistory(data []byte) ([]HistoryEntry, []SkippedLine) {
 	var out []HistoryEntry
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
+	var skipped []SkippedLine
+	for n := 1; len(data) > 0; n++ {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
-		var e HistoryEntry
-		if err := json.Unmarshal(line, &e); err != nil {
-			return nil, fmt.Errorf("history line %d: %w", n, err)
+		if len(line) > maxHistoryLine {
+			skipped = append(skipped, SkippedLine{n, fmt.Errorf("line of %d bytes is longer than %d", len(line), maxHistoryLine)})
+			continue
 		}
-		if err := e.validate(); err != nil {
-			return nil, fmt.Errorf("history line %d: %w", n, err)
+		var e HistoryEntry
+		err := json.Unmarshal(line, &e)
+		if err == nil {
+			err = e.validate()
+		}
+		if err != nil {
+			skipped = append(skipped, SkippedLine{n, err})
+			continue
 		}
 		out = append(out, e)
 	}
-	return out, sc.Err()
+	return out, skipped
 }
 
 // FailedIDs returns the releases that history marks as failed, which rollbacks refuse and retention does

@@ -1,12 +1,15 @@
 package release
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +39,7 @@ type LockedError struct {
 	Dir   string
 	Owner *LockOwner // nil when owner.json was missing or unreadable
 	Stale bool       // older than the app's timeout: probably a crashed run
+	token string     // the holder's token, which ReleaseInspected checks; never shown
 }
 
 // LockHeld marks the error for exit-code classification.
@@ -63,8 +67,15 @@ fi
 cat "$2/owner.json" 2>/dev/null || true
 exit 3`
 
-// releaseScript removes the lock only when it still carries our token, so a run never frees another's lock.
-const releaseScript = `if [ -d "$1" ] && grep -qF "$2" "$1/owner.json" 2>/dev/null; then rm -rf "$1"; fi`
+// releaseScript removes the lock $1 only when it still carries the token $2, checked in the same command, so
+// that no run or operator frees a lock another run took since; otherwise it exits 4. Without a token (a lock
+// whose owner could not be read, removed with --force) it removes the lock as it is.
+const releaseScript = `[ -d "$1" ] || exit 0
+if [ -n "$2" ]; then grep -qF "\"token\":\"$2\"" "$1/owner.json" 2>/dev/null || exit 4; fi
+rm -rf "$1"`
+
+// maxOwnerBytes bounds owner.json as read back from a target.
+const maxOwnerBytes = 64 << 10
 
 // Lock is a held lock; Release frees it.
 type Lock struct {
@@ -88,7 +99,9 @@ func AcquireLock(ctx context.Context, c runner, l Layout, owner LockOwner, stale
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.Run(ctx, remote.Script(acquireScript, l.SkiffDir(), l.LockDir(), string(data)))
+	cmd := remote.Script(acquireScript, l.SkiffDir(), l.LockDir(), string(data))
+	cmd.MaxOutput = maxOwnerBytes
+	res, err := c.Run(ctx, cmd)
 	var ee *remote.ExitError
 	if errors.As(err, &ee) && ee.Status == 3 {
 		return nil, lockedError(l, res.Stdout, staleAfter)
@@ -101,13 +114,33 @@ func AcquireLock(ctx context.Context, c runner, l Layout, owner LockOwner, stale
 
 func lockedError(l Layout, ownerJSON []byte, staleAfter time.Duration) *LockedError {
 	le := &LockedError{Dir: l.LockDir()}
-	var o LockOwner
-	if json.Unmarshal(ownerJSON, &o) == nil && o.Op != "" {
-		o.Token = ""
-		le.Owner = &o
+	if o, err := ParseLockOwner(ownerJSON); err == nil {
+		le.token, o.Token = o.Token, ""
+		le.Owner = o
 		le.Stale = staleAfter > 0 && time.Since(o.Since) > staleAfter
 	}
 	return le
+}
+
+// tokenPattern is what AcquireLock writes as a token.
+var tokenPattern = regexp.MustCompile(`^[0-9a-f]{24}$`)
+
+// ParseLockOwner decodes and validates owner.json as read back from a target.
+func ParseLockOwner(data []byte) (*LockOwner, error) {
+	if len(data) > maxOwnerBytes {
+		return nil, fmt.Errorf("owner.json is larger than %d bytes", maxOwnerBytes)
+	}
+	var o LockOwner
+	if err := json.Unmarshal(bytes.TrimSpace(data), &o); err != nil {
+		return nil, fmt.Errorf("owner.json: %w", err)
+	}
+	switch {
+	case o.Op == "":
+		return nil, errors.New("owner.json: no op")
+	case o.Token != "" && !tokenPattern.MatchString(o.Token):
+		return nil, errors.New("owner.json: invalid token")
+	}
+	return &o, nil
 }
 
 // Release frees the lock. It uses a fresh context when ctx is already cancelled, because a lock left behind
@@ -119,14 +152,25 @@ func (k *Lock) Release(ctx context.Context) error {
 		defer cancel()
 	}
 	if _, err := k.c.Run(ctx, remote.Script(releaseScript, k.dir, k.owner.Token)); err != nil {
-		return fmt.Errorf("release lock %s: %w", k.dir, err)
+		return fmt.Errorf("release lock %s: %w", k.dir, lockChanged(err))
 	}
 	return nil
 }
 
+// lockChanged explains releaseScript's exit status 4.
+func lockChanged(err error) error {
+	var ee *remote.ExitError
+	if errors.As(err, &ee) && ee.Status == 4 {
+		return errors.New("the lock is no longer the one inspected: another run holds it now, left as it is")
+	}
+	return err
+}
+
 // LockStatus reads who holds the app's lock, or nil when it is free.
 func LockStatus(ctx context.Context, c runner, l Layout, staleAfter time.Duration) (*LockedError, error) {
-	res, err := c.Run(ctx, remote.Script(`[ -d "$1" ] || exit 0; cat "$1/owner.json" 2>/dev/null; echo; echo held`, l.LockDir()))
+	cmd := remote.Script(`[ -d "$1" ] || exit 0; head -c "$2" "$1/owner.json" 2>/dev/null; echo; echo held`, l.LockDir(), strconv.Itoa(maxOwnerBytes+1))
+	cmd.MaxOutput = maxOwnerBytes + 16
+	res, err := c.Run(ctx, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("lock status: %w", err)
 	}
@@ -137,10 +181,21 @@ func LockStatus(ctx context.Context, c runner, l Layout, staleAfter time.Duratio
 	return lockedError(l, []byte(strings.TrimSuffix(out, "held")), staleAfter), nil
 }
 
-// ForceReleaseLock removes the app's lock whoever holds it: the operator's way out of a stale lock.
-func ForceReleaseLock(ctx context.Context, c runner, l Layout) error {
-	if _, err := c.Run(ctx, remote.Script(`rm -rf "$1"`, l.LockDir())); err != nil {
-		return fmt.Errorf("release lock %s: %w", l.LockDir(), err)
+// ReleaseInspected removes the lock that LockStatus returned as held, and only that one: the remote command
+// checks that the lock still carries the token that was read. A lock younger than minAge (the app's timeout)
+// may belong to a run still going, and one without an owner to a run taking it right now: both are refused
+// unless force.
+func ReleaseInspected(ctx context.Context, c runner, held *LockedError, minAge time.Duration, force bool) error {
+	if !force {
+		switch {
+		case held.Owner == nil:
+			return fmt.Errorf("%w; not removed, since its run cannot be told apart from one taking it now: use --force", held)
+		case time.Since(held.Owner.Since) < minAge:
+			return fmt.Errorf("%w; not removed, since it is younger than the app's timeout (%s) and its run may still be going: use --force", held, minAge)
+		}
+	}
+	if _, err := c.Run(ctx, remote.Script(releaseScript, held.Dir, held.token)); err != nil {
+		return fmt.Errorf("release lock %s: %w", held.Dir, lockChanged(err))
 	}
 	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -104,17 +106,24 @@ func readHistorySFTP(ctx context.Context, client *sftp.Client, l Layout) ([]Hist
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
+	if fi.Size() > MaxHistoryBytes {
+		return nil, HistoryTooLarge(l, fi.Size())
+	}
 	f, err := client.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
 	defer f.Close()
-	// One read of the whole file, which the SFTP client splits into concurrent requests, then one for EOF.
+	// One read of the whole file, which the SFTP client splits into concurrent requests, then one for EOF. The
+	// file may have grown since the stat: the read stops past the bound whatever the target says.
 	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
-	if _, err := buf.ReadFrom(remote.ContextReader(ctx, f)); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(remote.ContextReader(ctx, f), MaxHistoryBytes+1)); err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
-	return ParseHistory(buf.Bytes())
+	if buf.Len() > MaxHistoryBytes {
+		return nil, HistoryTooLarge(l, -1)
+	}
+	return parseHistoryOf(ctx, l, buf.Bytes()), nil
 }
 
 // LeftoverRelease reports whether release id's directory or manifest exists on the host, as the remains of
@@ -131,4 +140,20 @@ func LeftoverRelease(ctx context.Context, c Conn, l Layout, id string) bool {
 		}
 	}
 	return false
+}
+
+// CreateFinal creates name over SFTP with its final mode before a byte is written, so that a secret (a 0600
+// .env) is never readable by others while it is on its way: the SFTP server creates files with its default
+// mode, and a chmod after the write would come too late.
+func CreateFinal(client *sftp.Client, name string, flags int, mode fs.FileMode) (*sftp.File, error) {
+	f, err := client.OpenFile(name, flags|os.O_CREATE)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(mode.Perm()); err != nil {
+		f.Close()
+		_ = client.Remove(name)
+		return nil, err
+	}
+	return f, nil
 }

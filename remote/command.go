@@ -30,6 +30,10 @@ type Command struct {
 	// Stdout and Stderr, when set, are called once per line (without the newline)
 	// as output arrives; when nil the stream is collected in Result.
 	Stdout, Stderr func(line string)
+	// MaxOutput bounds the bytes collected of each stream without a callback
+	// (DefaultMaxOutput when zero); a command that writes more is stopped and
+	// Run returns an *OutputTooLargeError.
+	MaxOutput int64
 }
 
 // Script builds a command that runs a fixed shell script with its inputs as positional parameters ($1, $2,

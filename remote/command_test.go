@@ -101,7 +101,7 @@ func TestPump_SplitsLines(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
 			tail := &tailLines{max: 2}
-			pump(iotest.OneByteReader(strings.NewReader(tc.in)), func(l string) { got = append(got, l) }, nil, tail)
+			pump(iotest.OneByteReader(strings.NewReader(tc.in)), func(l string) { got = append(got, l) }, nil, tail, 0)
 			if strings.Join(got, "|") != strings.Join(tc.want, "|") || len(got) != len(tc.want) {
 				t.Errorf("lines = %q, want %q", got, tc.want)
 			}

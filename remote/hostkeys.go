@@ -20,22 +20,34 @@ import (
 // knownHostsDataLabel names KnownHostsData in messages, where a file name would be.
 const knownHostsDataLabel = "<known hosts data>"
 
+// Where host keys are looked up when a target names no known_hosts file, as OpenSSH does.
+const (
+	// DefaultKnownHosts is the user's file, read and (with accept-new) written.
+	DefaultKnownHosts = "~/.ssh/known_hosts"
+	// GlobalKnownHosts is the system-wide file, always read, never written.
+	GlobalKnownHosts = "/etc/ssh/ssh_known_hosts"
+)
+
 // knownHosts is the host key database for one handshake: the target's
-// known_hosts file (read afresh, since accept-new may have appended to it)
-// plus the pool's KnownHostsData.
+// known_hosts file (read afresh, since accept-new may have appended to it),
+// the global file and the pool's KnownHostsData.
 type knownHosts struct {
 	file      string
 	callbacks []ssh.HostKeyCallback
 	labels    map[string]string // temporary file name -> label
 }
 
-// loadKnownHosts reads file (a missing file counts as empty) and adds the
-// already parsed data callback, if any.
-func loadKnownHosts(file string, data ssh.HostKeyCallback, dataFile string) (*knownHosts, error) {
+// loadKnownHosts reads file, the one accept-new writes to, and the global
+// file (a missing file counts as empty), and adds the already parsed data
+// callback, if any.
+func loadKnownHosts(file, global string, data ssh.HostKeyCallback, dataFile string) (*knownHosts, error) {
 	kh := &knownHosts{file: file, labels: map[string]string{dataFile: knownHostsDataLabel}}
-	if file != "" {
-		if _, err := os.Stat(file); err == nil {
-			cb, err := knownhosts.New(file)
+	for _, f := range []string{file, global} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err == nil {
+			cb, err := knownhosts.New(f)
 			if err != nil {
 				return nil, fmt.Errorf("reading known hosts: %w", err)
 			}
@@ -75,19 +87,21 @@ func parseKnownHostsData(data []byte) (ssh.HostKeyCallback, string, error) {
 	return cb, name, nil
 }
 
-// check runs key through every database. It returns nil when one of them
-// holds the key, *knownhosts.RevokedError when one revokes it, and otherwise
-// a *knownhosts.KeyError listing every key known for hostport (empty: unknown).
+// check runs key through every database. It returns *knownhosts.RevokedError
+// when any of them revokes it (a revocation wins over a database that trusts
+// the key), nil when one holds it, and otherwise a *knownhosts.KeyError
+// listing every key known for hostport (empty: unknown).
 func (kh *knownHosts) check(hostport string, key ssh.PublicKey) error {
 	merged := &knownhosts.KeyError{}
 	remote := &net.TCPAddr{IP: net.IPv4zero}
+	trusted := false
 	for _, cb := range kh.callbacks {
 		err := cb(hostport, remote, key)
 		var keyErr *knownhosts.KeyError
 		var revoked *knownhosts.RevokedError
 		switch {
 		case err == nil:
-			return nil
+			trusted = true
 		case errors.As(err, &revoked):
 			return err
 		case errors.As(err, &keyErr):
@@ -95,6 +109,9 @@ func (kh *knownHosts) check(hostport string, key ssh.PublicKey) error {
 		default:
 			return err
 		}
+	}
+	if trusted {
+		return nil
 	}
 	return merged
 }

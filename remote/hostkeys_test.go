@@ -46,7 +46,7 @@ func copyFixture(t *testing.T) string {
 }
 
 func TestHostKeyAlgorithms_FromKnownHosts(t *testing.T) {
-	db, err := loadKnownHosts(fixture, nil, "")
+	db, err := loadKnownHosts(fixture, "", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestHostKeyChecker_Callback(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			db, err := loadKnownHosts(file, dataCB, dataFile)
+			db, err := loadKnownHosts(file, "", dataCB, dataFile)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,7 +154,7 @@ func TestHostKeyChecker_Callback(t *testing.T) {
 			if want := knownHostsLine(tc.hostport, tc.key); appended != want {
 				t.Fatalf("appended %q, want %q", appended, want)
 			}
-			db, err = loadKnownHosts(file, nil, "")
+			db, err = loadKnownHosts(file, "", nil, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +166,7 @@ func TestHostKeyChecker_Callback(t *testing.T) {
 }
 
 func TestLoadKnownHosts_MissingFileIsEmpty(t *testing.T) {
-	db, err := loadKnownHosts(filepath.Join(t.TempDir(), "none"), nil, "")
+	db, err := loadKnownHosts(filepath.Join(t.TempDir(), "none"), "", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}

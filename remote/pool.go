@@ -44,6 +44,9 @@ type Options struct {
 	// KnownHostsData is known_hosts content given whole (SKIFF_KNOWN_HOSTS),
 	// trusted in addition to each target's known_hosts file.
 	KnownHostsData []byte
+	// GlobalKnownHosts is the system-wide known_hosts file, read for every
+	// target and never written; "" means GlobalKnownHosts.
+	GlobalKnownHosts string
 	// AgentSocket is the ssh-agent socket (SSH_AUTH_SOCK); "" means no agent.
 	AgentSocket string
 	// Logf receives debug messages; nil discards them.
@@ -61,7 +64,8 @@ type Target struct {
 	User string
 	// IdentityFiles are private key files; missing ones are skipped.
 	IdentityFiles []string
-	// KnownHosts is the known_hosts file; a missing file counts as empty.
+	// KnownHosts is the known_hosts file, DefaultKnownHosts when empty; a
+	// missing file counts as empty. Accept-new writes to it.
 	KnownHosts string
 	// ConnectTimeout bounds the TCP connect and the SSH handshake (default 10s).
 	ConnectTimeout time.Duration
@@ -313,7 +317,15 @@ func (p *Pool) handshake(ctx context.Context, nc net.Conn, t *Target, hostport s
 		nc.Close()
 		return nil, "", err
 	}
-	db, err := loadKnownHosts(expandHome(t.KnownHosts), dataCB, dataFile)
+	file := t.KnownHosts
+	if file == "" {
+		file = DefaultKnownHosts
+	}
+	global := p.opts.GlobalKnownHosts
+	if global == "" {
+		global = GlobalKnownHosts
+	}
+	db, err := loadKnownHosts(expandHome(file), global, dataCB, dataFile)
 	if err != nil {
 		stop()
 		nc.Close()

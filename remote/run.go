@@ -22,7 +22,21 @@ const (
 	// maxLine caps the length of one line handed to a callback; longer lines
 	// are split, so that a remote command cannot exhaust memory.
 	maxLine = 1 << 20
+	// DefaultMaxOutput bounds what Run collects of one output stream that has
+	// no line callback, when Command.MaxOutput is zero.
+	DefaultMaxOutput = 16 << 20
 )
+
+// OutputTooLargeError says that a command wrote more to a collected stream
+// than its bound allows; the command was stopped.
+type OutputTooLargeError struct {
+	Host, Command, Stream string
+	Limit                 int64
+}
+
+func (e *OutputTooLargeError) Error() string {
+	return fmt.Sprintf("host %s: %s: %s larger than %d bytes, the most skiff reads of it", e.Host, e.Command, e.Stream, e.Limit)
+}
 
 // Run runs cmd on the target and waits for it. Output streams to the
 // command's line callbacks, or is collected in the Result. A non-zero exit
@@ -41,10 +55,13 @@ func (c *Conn) Run(ctx context.Context, cmd Command) (*Result, error) {
 	defer release()
 	var sess *ssh.Session
 	err = c.openRetry(ctx, func() (err error) {
-		sess, err = c.client.NewSession()
+		sess, err = c.newSession(ctx)
 		return err
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("host %s: opening session: %w", c.target.Name, ctx.Err())
+		}
 		return nil, c.wrapErr(fmt.Errorf("opening session: %w", err))
 	}
 	defer sess.Close()
@@ -60,16 +77,36 @@ func (c *Conn) Run(ctx context.Context, cmd Command) (*Result, error) {
 
 	c.logf("host %s: run: %s", c.target.Name, line)
 	start := time.Now()
-	if err := sess.Start(line); err != nil {
+	if err := c.await(ctx, func() error { return sess.Start(line) }, func() { sess.Close() }); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("host %s: starting %s: %w", c.target.Name, shorten(line), ctx.Err())
+		}
 		return nil, c.wrapErr(fmt.Errorf("starting command: %w", err))
 	}
 	res := &Result{}
 	tail := &tailLines{max: stderrTailLines}
+	limit := cmd.MaxOutput
+	if limit <= 0 {
+		limit = DefaultMaxOutput
+	}
 	var outBuf, errBuf bytes.Buffer
+	overflow := make(chan string, 2)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); pump(stdout, cmd.Stdout, &outBuf, nil) }()
-	go func() { defer wg.Done(); pump(stderr, cmd.Stderr, &errBuf, tail) }()
+	go func() {
+		defer wg.Done()
+		if !pump(stdout, cmd.Stdout, &outBuf, nil, limit) {
+			overflow <- "standard output"
+			_, _ = io.Copy(io.Discard, stdout) // until the stopped command's channel closes
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if !pump(stderr, cmd.Stderr, &errBuf, tail, limit) {
+			overflow <- "standard error"
+			_, _ = io.Copy(io.Discard, stderr) // until the stopped command's channel closes
+		}
+	}()
 	waited := make(chan error, 1)
 	go func() {
 		wg.Wait()
@@ -78,9 +115,17 @@ func (c *Conn) Run(ctx context.Context, cmd Command) (*Result, error) {
 
 	select {
 	case err = <-waited:
+	case stream := <-overflow:
+		c.stop(sess, waited)
+		return nil, &OutputTooLargeError{Host: c.target.Name, Command: shorten(line), Stream: stream, Limit: limit}
 	case <-ctx.Done():
 		c.stop(sess, waited)
 		return nil, fmt.Errorf("host %s: %s: %w", c.target.Name, shorten(line), ctx.Err())
+	}
+	select {
+	case stream := <-overflow:
+		return nil, &OutputTooLargeError{Host: c.target.Name, Command: shorten(line), Stream: stream, Limit: limit}
+	default:
 	}
 	res.Duration = time.Since(start)
 	res.Stdout, res.Stderr = outBuf.Bytes(), errBuf.Bytes()
@@ -99,6 +144,38 @@ func (c *Conn) Run(ctx context.Context, cmd Command) (*Result, error) {
 		return res, &ExitError{Status: res.Status, Signal: exitErr.Signal(), Stderr: tail.String()}
 	default:
 		return nil, c.wrapErr(fmt.Errorf("%s: %w", shorten(line), err))
+	}
+}
+
+// newSession opens a session, giving up when ctx ends: x/crypto/ssh waits for the peer's answer without a
+// deadline, which on a host whose link went down is until keepalive gives up on it.
+func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
+	var sess *ssh.Session
+	err := c.await(ctx, func() (err error) {
+		sess, err = c.client.NewSession()
+		return err
+	}, func() {
+		if sess != nil {
+			sess.Close()
+		}
+	})
+	return sess, err
+}
+
+// await runs fn, a request to the peer that takes no context, and returns its error, or ctx's when ctx ends
+// first; abandon then runs once fn has returned, to undo what it did.
+func (c *Conn) await(ctx context.Context, fn func() error, abandon func()) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		go func() {
+			<-done
+			abandon()
+		}()
+		return ctx.Err()
 	}
 }
 
@@ -122,11 +199,12 @@ func (c *Conn) stop(sess *ssh.Session, waited <-chan error) {
 }
 
 // pump drains r. With a callback it hands over one line at a time (keeping
-// the last ones in tail, when given); without one it collects r in buf.
-func pump(r io.Reader, cb func(string), buf *bytes.Buffer, tail *tailLines) {
+// the last ones in tail, when given); without one it collects r in buf, up to
+// limit bytes: it returns false, having stopped reading, when r holds more.
+func pump(r io.Reader, cb func(string), buf *bytes.Buffer, tail *tailLines, limit int64) bool {
 	if cb == nil {
-		_, _ = io.Copy(buf, r)
-		return
+		_, _ = io.Copy(buf, io.LimitReader(r, limit+1))
+		return int64(buf.Len()) <= limit
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	var partial []byte
@@ -143,7 +221,7 @@ func pump(r io.Reader, cb func(string), buf *bytes.Buffer, tail *tailLines) {
 			partial = partial[:0]
 		}
 		if err != nil && err != bufio.ErrBufferFull {
-			return
+			return true
 		}
 	}
 }

@@ -125,6 +125,10 @@ func splitName(s string) (plain, b64 string) {
 // maxManifestLine bounds one line of a stored manifest: a path is at most a few KiB even fully escaped.
 const maxManifestLine = 1 << 20
 
+// maxManifestEntries bounds the entries of a stored manifest, so that a target cannot make skiff hold an
+// endless one in memory; it is several times the largest trees deployed (node_modules included).
+const maxManifestEntries = 1 << 20
+
 // DecodeManifest reads a manifest written by Encode and validates every entry, since it comes back from a
 // target that may have been tampered with: clean relative paths, known types, permission-only modes, 64-hex
 // digests, non-negative sizes, sorted unique paths whose parents are directories, and symlinks that stay in the
@@ -134,6 +138,9 @@ func DecodeManifest(r io.Reader) (*Manifest, error) {
 	sc.Buffer(make([]byte, 64<<10), maxManifestLine)
 	var entries []Entry
 	for line := 1; sc.Scan(); line++ {
+		if line > maxManifestEntries {
+			return nil, fmt.Errorf("manifest has more than %d entries", maxManifestEntries)
+		}
 		e, err := decodeEntry(sc.Bytes())
 		if err == nil {
 			err = checkManifestEntry(e)

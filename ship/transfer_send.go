@@ -18,6 +18,7 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/skiffdeploy/skiff/release"
 	"github.com/skiffdeploy/skiff/remote"
 )
 
@@ -70,7 +71,7 @@ func (s *shipper) putFile(ctx context.Context, client *sftp.Client, rel string, 
 	defer src.Close()
 	dst := path.Join(rel, e.Path)
 	tmp := shipTempName(dst, s.token)
-	f, err := client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	f, err := release.CreateFinal(client, tmp, os.O_WRONLY|os.O_EXCL, e.Mode)
 	if err != nil {
 		return fmt.Errorf("upload %q: create %s: %w", e.Path, tmp, err)
 	}
@@ -78,9 +79,6 @@ func (s *shipper) putFile(ctx context.Context, client *sftp.Client, rel string, 
 	_, err = f.ReadFrom(r)
 	if err == nil {
 		err = r.check()
-	}
-	if err == nil {
-		err = f.Chmod(e.Mode)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -50,7 +50,14 @@ type Options struct {
 	// PollInterval is how often Start, Stop and Restart look at a process's
 	// state while waiting for it to settle. Zero means DefaultPollInterval.
 	PollInterval time.Duration
+	// CallTimeout bounds each XML-RPC call, whatever the caller's context
+	// allows: a supervisord that accepts and never answers fails the call.
+	// Zero means DefaultCallTimeout.
+	CallTimeout time.Duration
 }
+
+// DefaultCallTimeout bounds one XML-RPC call when Options.CallTimeout is zero.
+const DefaultCallTimeout = 30 * time.Second
 
 // DefaultPollInterval is the state polling interval used when
 // Options.PollInterval is zero.
@@ -72,6 +79,7 @@ type Client struct {
 	username  string
 	password  string
 	poll      time.Duration
+	timeout   time.Duration
 	transport *http.Transport
 	http      *http.Client
 }
@@ -95,6 +103,9 @@ func New(d Dialer, rawURL string, opts Options) (*Client, error) {
 	c := &Client{username: opts.Username, password: opts.Password, poll: opts.PollInterval, url: a.URL, endpoint: a.Endpoint}
 	if c.poll <= 0 {
 		c.poll = DefaultPollInterval
+	}
+	if c.timeout = opts.CallTimeout; c.timeout <= 0 {
+		c.timeout = DefaultCallTimeout
 	}
 	if c.username == "" {
 		c.username, c.password = a.Username, a.Password
@@ -147,6 +158,8 @@ func (c *Client) roundTrip(ctx context.Context, result any, method string, args 
 	if err != nil {
 		return fmt.Errorf("encode request: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
@@ -166,9 +179,12 @@ func (c *Client) roundTrip(ctx context.Context, result any, method string, args 
 		return err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
 		return fmt.Errorf("read response: %w", err)
+	}
+	if len(data) > maxResponseBytes {
+		return fmt.Errorf("response larger than %d bytes", maxResponseBytes)
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -48,7 +49,7 @@ func permuteArgs(app *cli.App, args []string) ([]string, error) {
 	for i < len(args) && isFlag(args[i]) {
 		known, needs := global.lookup(args[i])
 		if !known {
-			return nil, usagef("unknown flag %s", args[i])
+			return nil, unknownf("unknown flag %s", args[i])
 		}
 		globals = append(globals, args[i])
 		if needs && i+1 < len(args) {
@@ -65,6 +66,9 @@ func permuteArgs(app *cli.App, args []string) ([]string, error) {
 	for i < len(args) {
 		cmd := findCommand(cmds, args[i])
 		if cmd == nil {
+			if name := args[i]; len(path) == 0 && name != "help" && name != "h" {
+				return nil, unknownf("unknown command %q", name)
+			}
 			break
 		}
 		path = append(path, args[i])
@@ -89,7 +93,7 @@ func permuteArgs(app *cli.App, args []string) ([]string, error) {
 			known, needs := local.lookup(tok)
 			if !known {
 				if known, needs = global.lookup(tok); !known {
-					return nil, usagef("unknown flag %s for %s", tok, strings.Join(path, " "))
+					return nil, unknownf("unknown flag %s for %s", tok, strings.Join(path, " "))
 				}
 				set = &globals
 			}
@@ -98,6 +102,9 @@ func permuteArgs(app *cli.App, args []string) ([]string, error) {
 				*set = append(*set, args[i+1])
 				i++
 			}
+		}
+		if len(cmd.Subcommands) > 0 && cmd.Action == nil && len(positional) > 0 {
+			return nil, unknownf("unknown command %q for %s", positional[0], strings.Join(path, " "))
 		}
 		rest = append(rest, path[len(path)-1])
 		rest = append(rest, flags...)
@@ -125,4 +132,12 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 		}
 	}
 	return nil
+}
+
+// usageLine is printed with an unknown command or flag.
+const usageLine = "usage: skiff [-i FILE] [--hosts LIST] [--parallel N] [--json] [--dry-run] [-v] COMMAND [ARGS]; `skiff help` lists the commands"
+
+// unknownf is the usage error of an unknown command or flag, followed by the usage line.
+func unknownf(format string, args ...any) error {
+	return usagef("%s\n%s", fmt.Sprintf(format, args...), usageLine)
 }

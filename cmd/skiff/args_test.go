@@ -27,13 +27,15 @@ func TestPermuteArgs_FlagsAfterPositionals(t *testing.T) {
 		{name: "exec keeps words after double dash", in: "skiff exec --hosts a -- ls -la --json", want: "skiff --hosts a exec -- ls -la --json"},
 		{name: "unknown flag after positional", in: "skiff deploy-test api --tga v2", err: "unknown flag --tga for deploy-test"},
 		{name: "unknown global flag", in: "skiff --nope check", err: "unknown flag --nope"},
-		{name: "unknown command passes through", in: "skiff frobnicate --x", want: "skiff frobnicate --x"},
+		{name: "unknown command", in: "skiff frobnicate --x", err: `unknown command "frobnicate"`},
+		{name: "unknown subcommand", in: "skiff lock frob api", err: `unknown command "frob" for lock`},
+		{name: "help passes through", in: "skiff help deploy", want: "skiff help deploy"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := permuteArgs(app, strings.Fields(tc.in))
 			if tc.err != "" {
-				if err == nil || err.Error() != tc.err {
+				if want := tc.err + "\n" + usageLine; err == nil || err.Error() != want {
 					t.Fatalf("error = %v, want %q", err, tc.err)
 				}
 				return

@@ -141,17 +141,21 @@ func okText(ok bool) string {
 }
 
 func lockCommand() *cli.Command {
-	action := func(release bool) cli.ActionFunc {
-		return appCommand("lock", func(*session, string) view { return view{summary: lockSummary} }, func(ctx context.Context, s *session, req fleet.AppRequest) (*fleet.Report, error) {
-			return s.engine.Lock(ctx, req, release)
-		})
+	action := func(remove bool) cli.ActionFunc {
+		return func(c *cli.Context) error {
+			v := func(*session, string) view { return view{summary: lockSummary} }
+			return appCommand("lock", v, func(ctx context.Context, s *session, req fleet.AppRequest) (*fleet.Report, error) {
+				return s.engine.Lock(ctx, req, remove, c.Bool("force"))
+			})(c)
+		}
 	}
 	return &cli.Command{
 		Name:  "lock",
 		Usage: "show or remove APP's deploy lock on its hosts",
 		Subcommands: []*cli.Command{
 			{Name: "status", ArgsUsage: "APP", Usage: "who holds APP's lock on each host", Action: action(false)},
-			{Name: "release", ArgsUsage: "APP", Usage: "remove APP's lock on each host (after a crashed run)", Action: action(true)},
+			{Name: "release", ArgsUsage: "APP", Usage: "remove APP's lock on each host (after a crashed run)", Action: action(true),
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Usage: "also remove a lock younger than the app's timeout, or one without an owner"}}},
 		},
 	}
 }

@@ -49,6 +49,8 @@ func TestCLI_ExitCodes(t *testing.T) {
 		{name: "unknown app", args: []string{"-i", good, "deploy", "nosuch"}, code: exitUsage,
 			want: `skiff: deploy: no app "nosuch" in ` + good + " (have: web)"},
 		{name: "unknown command flag", args: []string{"-i", good, "deploy", "web", "--tga", "x"}, code: exitUsage, want: "unknown flag --tga for deploy"},
+		{name: "unknown command", args: []string{"-i", good, "frobnicate"}, code: exitUsage, want: "skiff: unknown command \"frobnicate\"\nusage: skiff "},
+		{name: "unknown subcommand", args: []string{"-i", good, "lock", "frob", "web"}, code: exitUsage, want: "usage: skiff "},
 		{name: "two apps", args: []string{"-i", good, "rollback", "web", "web"}, code: exitUsage, want: "rollback: give exactly one APP (got 2 arguments)"},
 		{name: "unknown host in --hosts", args: []string{"-i", good, "--hosts", "nosuch", "deploy", "web"}, code: exitUsage, want: "--hosts: "},
 		{name: "source is not a directory", args: []string{"-i", good, "deploy", "web", "--source", filepath.Join(dir, "missing")}, code: exitUsage,

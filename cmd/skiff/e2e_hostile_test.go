@@ -55,6 +55,10 @@ func TestInventory_HostileValuesRejected(t *testing.T) {
 			want: `:6: apps.x.supervisor.url: "http://127.0.0.1:9001" must not hold credentials (set supervisor.username and supervisor.password_env)`},
 		{name: "password_env with $()", extra: app + "path = \"/srv/x\"\n" + sup + "supervisor.programs = [\"x\"]\nsupervisor.username = \"u\"\nsupervisor.password_env = \"$(touch pwned)\"",
 			want: `:9: apps.x.supervisor.password_env: "$(touch pwned)" is not an environment variable name`},
+		{name: "password_env naming SKIFF_SSH_KEY", extra: app + "path = \"/srv/x\"\n" + sup + "supervisor.programs = [\"x\"]\nsupervisor.username = \"u\"\nsupervisor.password_env = \"SKIFF_SSH_KEY\"",
+			want: `:9: apps.x.supervisor.password_env: "SKIFF_SSH_KEY" names one of skiff's own SKIFF_* variables; use a variable of its own`},
+		{name: "registry password_env naming SKIFF_KNOWN_HOSTS", extra: "[registries.r]\nserver = \"registry.example.com\"\nusername = \"ci\"\npassword_env = \"skiff_known_hosts\"",
+			want: `:6: registries.r.password_env: "skiff_known_hosts" names one of skiff's own SKIFF_* variables; use a variable of its own`},
 		{name: "supervisor username with leading -", extra: app + "path = \"/srv/x\"\n" + sup + "supervisor.programs = [\"x\"]\nsupervisor.username = \"-u x\"\nsupervisor.password_env = \"P\"",
 			want: `:8: apps.x.supervisor.username: "-u x" must not start with -`},
 	} {

@@ -55,7 +55,14 @@ func TestLock_HeldLockRefusesAndIsReleased(t *testing.T) {
 	if st := a.mustSkiff(0, "lock", "status", a.name); !strings.Contains(st.stdout, "held: ") {
 		t.Errorf("lock status (text) does not say held:\n%s", st)
 	}
-	if rel := a.mustSkiff(0, "lock", "release", a.name); !strings.Contains(rel.stdout, "released (was: ") {
+	// The lock was taken a moment ago, well within the app's timeout: its run may still be going.
+	if rel := a.skiff("lock", "release", a.name); rel.code != exitLocked || !strings.Contains(rel.all(), "younger than the app's timeout") {
+		t.Errorf("lock release of a young lock without --force: want exit 3 and a refusal, got %s", rel)
+	}
+	if _, err := os.Stat(filepath.Join(a.path, ".skiff", "lock")); err != nil {
+		t.Fatalf("lock release without --force removed a young lock: %v", err)
+	}
+	if rel := a.mustSkiff(0, "lock", "release", "--force", a.name); !strings.Contains(rel.stdout, "released (was: ") {
 		t.Errorf("lock release does not say what it released:\n%s", rel)
 	}
 	if _, err := os.Stat(filepath.Join(a.path, ".skiff", "lock")); err == nil {

@@ -76,12 +76,12 @@ func newPruneImageEnv(t *testing.T) *pruneImageEnv {
 	port := e2eFreePort(t)
 	composeFile := filepath.Join(t.TempDir(), "compose.yaml")
 	e2eWrite(t, composeFile, fmt.Sprintf("version: \"3.8\"\nservices:\n  app:\n    image: %s:v1\n    init: true\n    stop_grace_period: 2s\n    ports:\n      - \"127.0.0.1:%d:8080\"\n", repo, port))
-	t.Setenv("SKIFF_E2E_PRUNE_PASSWORD", password)
+	t.Setenv("E2E_PRUNE_PASSWORD", password)
 	a := &e2eApp{t: t, env: env, host: h, name: "shop", path: dir, port: port}
 	a.inv = env.WriteInventory(t, fmt.Sprintf(`[registries.test]
 server = %s
 username = "ci"
-password_env = "SKIFF_E2E_PRUNE_PASSWORD"
+password_env = "E2E_PRUNE_PASSWORD"
 
 [apps.shop]
 hosts = ["h1"]

@@ -13,7 +13,7 @@ import (
 // must not show up in any output, log or file skiff writes. Not parallel: it sets environment variables.
 func TestDeploy_SupervisorTransportsAndAuth(t *testing.T) {
 	const (
-		envName  = "SKIFF_E2E_SUPERVISOR_PASSWORD"
+		envName  = "E2E_SUPERVISOR_PASSWORD"
 		password = `Sup3r'S3cr3t $(x) "pw"`
 		wrong    = `Wr0ng'Pa55 $(y)`
 	)
