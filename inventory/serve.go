@@ -122,9 +122,10 @@ func (b *builder) serveAndTriggers(inv *Inventory) {
 		} else if _, _, err := net.SplitHostPort(s.Listen); err != nil {
 			b.ps.add(p.child("listen"), "%q is not host:port", s.Listen)
 		}
-		if !r.TokenEnv.set {
+		switch {
+		case !r.TokenEnv.set:
 			s.TokenEnv = defaultTokenEnv
-		} else {
+		case s.TokenEnv != defaultTokenEnv: // skiff's own variable for its own token, not one it hands on
 			b.envName(p.child("token_env"), s.TokenEnv)
 		}
 		inv.Serve = s
