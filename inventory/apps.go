@@ -19,6 +19,7 @@ func (b *builder) app(inv *Inventory, name string, r *rawApp) *App {
 		Check:   b.check(p.child("check"), r.check),
 		Rollout: b.rollout(p.child("rollout"), r.rollout),
 		Timeout: b.duration(p.child("timeout"), r.Timeout, timeMinutes(10), false),
+		Env:     b.env(p.child("env"), r.env, r.envSet),
 	}
 	if !r.Hosts.set {
 		b.ps.add(p.child("hosts"), "is required")

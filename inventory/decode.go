@@ -32,6 +32,7 @@ type (
 		Registries toml.Primitive `toml:"registries"`
 		Apps       toml.Primitive `toml:"apps"`
 		Schedules  toml.Primitive `toml:"schedules"`
+		Notify     toml.Primitive `toml:"notify"`
 	}
 	rawDefaults struct {
 		User           rawValue `toml:"user"`
@@ -76,12 +77,27 @@ type (
 		Check        toml.Primitive `toml:"check"`
 		Rollout      toml.Primitive `toml:"rollout"`
 		Prune        toml.Primitive `toml:"prune"`
+		Env          toml.Primitive `toml:"env"`
 
 		hooks      rawHooks
 		supervisor rawSupervisor
 		check      rawCheck
 		rollout    rawRollout
 		prune      rawPrune
+		env        rawEnv
+		envSet     bool
+	}
+	rawEnv struct {
+		File      rawValue `toml:"file"`
+		Values    rawValue `toml:"values"`
+		SecretEnv rawValue `toml:"secret_env"`
+	}
+	rawNotify struct {
+		Command         rawValue `toml:"command"`
+		URL             rawValue `toml:"url"`
+		SecretEnv       rawValue `toml:"secret_env"`
+		SlackWebhookEnv rawValue `toml:"slack_webhook_env"`
+		On              rawValue `toml:"on"`
 	}
 	rawHooks struct {
 		BeforeSwitch rawValue `toml:"before_switch"`
@@ -124,6 +140,7 @@ type rawInventory struct {
 	registries map[string]*rawRegistry
 	apps       map[string]*rawApp
 	schedules  []*rawSchedule
+	notify     []*rawNotify
 	index      *keyIndex
 }
 
@@ -171,10 +188,12 @@ func decode(file string, data []byte) (*rawInventory, *keyIndex, error) {
 			d.table(a.Check, append(k[:2:2], "check"), &a.check)
 			d.table(a.Rollout, append(k[:2:2], "rollout"), &a.rollout)
 			d.table(a.Prune, append(k[:2:2], "prune"), &a.prune)
+			a.envSet = d.table(a.Env, append(k[:2:2], "env"), &a.env)
 			raw.apps[name] = a
 		}
 	}
-	raw.schedules = d.schedules(top.Schedules)
+	raw.schedules = arrayOfTables[rawSchedule](d, top.Schedules, "schedules")
+	raw.notify = arrayOfTables[rawNotify](d, top.Notify, "notify")
 	if err := d.ps.first(); err != nil {
 		return nil, nil, err
 	}
@@ -223,24 +242,24 @@ func (d *decoder) named(p toml.Primitive, key string) func(func(string, toml.Pri
 	}
 }
 
-// schedules decodes the [[schedules]] array.
-func (d *decoder) schedules(p toml.Primitive) []*rawSchedule {
-	if !d.md.IsDefined("schedules") {
+// arrayOfTables decodes a top-level array of tables such as [[schedules]].
+func arrayOfTables[T any](d *decoder, p toml.Primitive, key string) []*T {
+	if !d.md.IsDefined(key) {
 		return nil
 	}
-	path := newPath("schedules")
-	if t := d.md.Type("schedules"); t != "ArrayHash" && t != "Array" {
-		d.ps.add(path, "must be an array of tables ([[schedules]]), not %s", metaTypeName(t))
+	path := newPath(key)
+	if t := d.md.Type(key); t != "ArrayHash" && t != "Array" {
+		d.ps.add(path, "must be an array of tables ([[%s]]), not %s", key, metaTypeName(t))
 		return nil
 	}
 	var elems []toml.Primitive
 	if err := d.md.PrimitiveDecode(p, &elems); err != nil {
-		d.ps.add(path, "must be an array of tables ([[schedules]])")
+		d.ps.add(path, "must be an array of tables ([[%s]])", key)
 		return nil
 	}
-	out := make([]*rawSchedule, 0, len(elems))
+	out := make([]*T, 0, len(elems))
 	for i, e := range elems {
-		s := &rawSchedule{}
+		s := new(T)
 		if err := d.md.PrimitiveDecode(e, s); err != nil {
 			d.ps.add(path.elem(i), "must be a table")
 			continue
@@ -263,7 +282,7 @@ func (d *decoder) unknownKey(file string, ix *keyIndex) error {
 		s := k.String()
 		n := seen[s]
 		seen[s]++
-		if !undecoded[s] && lowerFields(k) {
+		if !undecoded[s] && lowerFields(k) || envValueKey(k) {
 			continue
 		}
 		e := &Error{File: file, Key: s, Msg: "unknown key"}
@@ -273,6 +292,12 @@ func (d *decoder) unknownKey(file string, ix *keyIndex) error {
 		return e
 	}
 	return nil
+}
+
+// envValueKey reports whether k is a key inside an app's env.values table: those are the user's variable
+// names, decoded with the table as one value.
+func envValueKey(k toml.Key) bool {
+	return len(k) == 5 && k[0] == "apps" && k[2] == "env" && k[3] == "values"
 }
 
 // lowerFields reports whether the parts of k that name fields, as opposed

@@ -25,6 +25,8 @@ type Inventory struct {
 	Apps map[string]*App `json:"apps"`
 	// Schedules in file order.
 	Schedules []*Schedule `json:"schedules"`
+	// Notify are the [[notify]] entries in file order.
+	Notify []*Notify `json:"notify,omitempty"`
 }
 
 // Defaults holds the [defaults] table: connection settings every host
@@ -120,6 +122,8 @@ type App struct {
 	// KeepImages is how many images to keep, 3 unless set, at least 1.
 	KeepImages int   `json:"keep_images,omitempty"`
 	Prune      Prune `json:"prune"`
+	// Env is the app's environment file, nil when it has none.
+	Env *EnvFile `json:"env,omitempty"`
 	// Timeout bounds one deploy or rollback on one host, 10m unless set. A
 	// lock older than this is reported as stale.
 	Timeout Duration `json:"timeout"`
