@@ -161,7 +161,7 @@ func scheduleArgs(o cronJobOptions, inv *inventory.Inventory, s *inventory.Sched
 		}
 		hosts = app.Hosts
 	}
-	args := []string{"skiff", "--inventory", o.inventory, "--hosts=" + strings.Join(hosts, ","), "--json"}
+	args := []string{"skiff", "--inventory", o.inventory, "--hosts=" + strings.Join(hosts, ","), "--json", "--schedule=" + s.Name}
 	if o.parallel > 0 {
 		args = append(args, "--parallel", strconv.Itoa(o.parallel))
 	}

@@ -351,19 +351,19 @@ func TestScheduleArgs_BuildsTheUsersCommand(t *testing.T) {
 		want []string
 	}{
 		{"prune everywhere", base, inventory.Schedule{Job: "prune"},
-			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=", "--json", "prune"}},
+			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=", "--json", "--schedule=", "prune"}},
 		{"prune one app on some hosts", base, inventory.Schedule{Job: "prune", App: "api", Hosts: []string{"web1", "web2"}},
-			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=web1,web2", "--json", "prune", "api"}},
+			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=web1,web2", "--json", "--schedule=", "prune", "api"}},
 		{"check an app's hosts", base, inventory.Schedule{Job: "check", App: "api"},
-			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=web,db1", "--json", "check"}},
+			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=web,db1", "--json", "--schedule=", "check"}},
 		{"deploy a tag", base, inventory.Schedule{Job: "deploy", App: "api", Tag: "nightly"},
-			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=", "--json", "deploy", "api", "--tag", "nightly"}},
+			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=", "--json", "--schedule=", "deploy", "api", "--tag", "nightly"}},
 		{"exec", base, inventory.Schedule{Job: "exec", Hosts: []string{"all"}, Command: []string{"df", "-h", "--", "/"}},
-			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=all", "--json", "exec", "--", "df", "-h", "--", "/"}},
+			[]string{"skiff", "--inventory", "hosts.toml", "--hosts=all", "--json", "--schedule=", "exec", "--", "df", "-h", "--", "/"}},
 		{"global options are inherited",
 			cronJobOptions{inventory: "/etc/skiff/hosts.toml", parallel: 4, maxHandshakes: 2, dryRun: true, verbose: true, acceptNew: true},
 			inventory.Schedule{Job: "check"},
-			[]string{"skiff", "--inventory", "/etc/skiff/hosts.toml", "--hosts=", "--json", "--parallel", "4", "--max-handshakes", "2",
+			[]string{"skiff", "--inventory", "/etc/skiff/hosts.toml", "--hosts=", "--json", "--schedule=", "--parallel", "4", "--max-handshakes", "2",
 				"--dry-run", "--verbose", "--accept-new-host-keys", "check"}},
 	}
 	for _, tc := range tests {

@@ -55,6 +55,7 @@ func newAppRun(c *cli.Context, command string) (*appRun, error) {
 		names[i] = h.Name
 	}
 	s.out.setHosts(names)
+	s.app = name
 	return &appRun{s: s, app: app, hosts: hosts, opts: runOptions(s)}, nil
 }
 
@@ -76,14 +77,27 @@ func withApp(command string, needSecrets bool, fn func(c *cli.Context, a *appRun
 	}
 }
 
-// runOptions fills in who runs skiff and from where; CI systems are recognised by their variables.
+// runOptions are the deploy options of one run: who runs it (see operatorAndOrigin), its id, and where its
+// output goes.
 func runOptions(s *session) *deploy.Options {
 	machine, _ := os.Hostname()
-	operator := os.Getenv("SKIFF_OPERATOR")
+	runID := make([]byte, 6)
+	rand.Read(runID)
+	return &deploy.Options{
+		Operator: s.operator, Machine: machine, PID: os.Getpid(), Origin: s.origin, Run: hex.EncodeToString(runID),
+		DryRun: s.dryRun,
+		Log:    func(host, line string) { s.out.line(host, "stdout", line) },
+		Secret: os.Getenv,
+	}
+}
+
+// operatorAndOrigin says who runs skiff and from where; CI systems are recognised by their variables.
+func operatorAndOrigin() (operator, origin string) {
+	operator = os.Getenv("SKIFF_OPERATOR")
 	if operator == "" {
 		operator = os.Getenv("USER")
 	}
-	origin := "cli"
+	origin = "cli"
 	for _, v := range []string{"CI_JOB_URL", "BUILD_URL"} {
 		if u := os.Getenv(v); u != "" {
 			origin = u
@@ -92,14 +106,7 @@ func runOptions(s *session) *deploy.Options {
 	if gh := os.Getenv("GITHUB_RUN_ID"); gh != "" {
 		origin = os.Getenv("GITHUB_SERVER_URL") + "/" + os.Getenv("GITHUB_REPOSITORY") + "/actions/runs/" + gh
 	}
-	runID := make([]byte, 6)
-	rand.Read(runID)
-	return &deploy.Options{
-		Operator: operator, Machine: machine, PID: os.Getpid(), Origin: origin, Run: hex.EncodeToString(runID),
-		DryRun: s.dryRun,
-		Log:    func(host, line string) { s.out.line(host, "stdout", line) },
-		Secret: os.Getenv,
-	}
+	return operator, origin
 }
 
 // each runs job on every host of the run in the app's rollout batches and prints the outcomes.

@@ -50,6 +50,8 @@ type printer struct {
 	json   bool
 	dryRun bool
 	width  int
+	// onReport, when set, receives the report of a finished command after it is printed (notifications).
+	onReport func(report)
 }
 
 func newPrinter(out, err io.Writer, asJSON, dryRun bool) *printer {
@@ -90,6 +92,9 @@ func (p *printer) logf(format string, args ...any) {
 func (p *printer) finish(command string, results []hostResult, errs []error) error {
 	code := hostsExitCode(errs)
 	r := report{Command: command, OK: code == exitOK, ExitCode: code, DryRun: p.dryRun, Hosts: results}
+	if p.onReport != nil {
+		defer p.onReport(r)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.json {

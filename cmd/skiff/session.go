@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/user"
 	"strings"
+	"time"
 
 	"github.com/skiffdeploy/skiff/inventory"
 	"github.com/skiffdeploy/skiff/remote"
@@ -21,6 +22,10 @@ type session struct {
 	verbose  bool
 	hosts    []string
 	parallel int
+	// For notifications: the app acted on, the schedule that ran the command, who started it and when.
+	app, schedule    string
+	operator, origin string
+	started          time.Time
 }
 
 // loadInventory reads the inventory named by -i and fills in the defaults that depend on the local machine.
@@ -58,7 +63,11 @@ func newSession(c *cli.Context) (*session, error) {
 		verbose:  c.Bool("verbose"),
 		hosts:    splitList(c.String("hosts")),
 		parallel: c.Int("parallel"),
+		schedule: c.String("schedule"),
+		started:  time.Now(),
 	}
+	s.operator, s.origin = operatorAndOrigin()
+	s.out.onReport = func(r report) { s.notifyReport(c.Context, r) }
 	if s.parallel < 0 {
 		return nil, usagef("--parallel must be at least 1, not %d", s.parallel)
 	}
