@@ -240,7 +240,11 @@ esac`
 // pinCommand writes the override that pins the service to rel (carried on standard input) and saves, or
 // when going back restores, the compose file of rel.
 func (r *imageRun) pinCommand(rel ImageRelease, back bool) (remote.Command, error) {
-	override, err := compose.Override(r.app.Service, rel.Ref())
+	envFile := ""
+	if r.app.Env != nil {
+		envFile = EnvPath(r.app)
+	}
+	override, err := compose.Override(r.app.Service, rel.Ref(), envFile)
 	if err != nil {
 		return remote.Command{}, err
 	}

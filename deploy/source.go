@@ -117,6 +117,9 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 	if err != nil {
 		return err
 	}
+	if _, err := r.writeEnv(ctx); err != nil {
+		return err
+	}
 	if len(r.app.Shared) > 0 {
 		err := r.step("shared", func() error {
 			if err := r.seedShared(ctx); err != nil {

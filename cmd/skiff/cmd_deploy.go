@@ -243,6 +243,11 @@ func (a *appRun) requireSecrets() error {
 	if env := a.app.Supervisor.PasswordEnv; env != "" && a.opts.Secret(env) == "" {
 		return usagef("app %s: supervisor.password_env names %s, which is not set in the environment", a.app.Name, env)
 	}
+	if a.app.Env != nil {
+		if _, err := deploy.RenderEnv(a.app.Env, a.opts.Secret); err != nil {
+			return usagef("app %s: %v", a.app.Name, err)
+		}
+	}
 	return nil
 }
 

@@ -14,6 +14,11 @@ import (
 
 // inspect runs a read-only job on every host of the app, up to --parallel at once, and prints the results.
 func (a *appRun) inspect(ctx context.Context, command string, job func(ctx context.Context, h *inventory.Host, conn deploy.HostConn, r *hostResult) error) error {
+	return a.inspectThen(ctx, command, job, nil)
+}
+
+// inspectThen is inspect with a last look at all the results (after, when not nil) before they are printed.
+func (a *appRun) inspectThen(ctx context.Context, command string, job func(ctx context.Context, h *inventory.Host, conn deploy.HostConn, r *hostResult) error, after func([]hostResult)) error {
 	results := make([]hostResult, len(a.hosts))
 	errs := deploy.ForEach(ctx, len(a.hosts), a.s.parallelOr(20), func(ctx context.Context, i int) error {
 		h, r := a.hosts[i], &results[i]
@@ -28,6 +33,9 @@ func (a *appRun) inspect(ctx context.Context, command string, job func(ctx conte
 		}
 		return err
 	})
+	if after != nil {
+		after(results)
+	}
 	return a.s.out.finish(command, results, errs)
 }
 

@@ -27,6 +27,7 @@ type hostResult struct {
 	Status     *appStatus            `json:"status,omitempty"`
 	Lock       string                `json:"lock,omitempty"`
 	Pruned     *deploy.PruneReport   `json:"pruned,omitempty"`
+	Env        *envReport            `json:"env,omitempty"`
 	*deploy.Outcome
 
 	summary string // the text-mode line after "ok"
