@@ -56,7 +56,7 @@ type Outcome struct {
 	Reused     int64         `json:"files_reused"`
 	Steps      []StepTiming  `json:"steps,omitempty"`
 	Restarted  []Restarted   `json:"restarted,omitempty"`
-	Image      *ImageChange  `json:"image,omitempty"` // image apps: the image live before and after
+	Image      *ImageChange  `json:"image,omitempty"`       // image apps: the image live before and after
 	EnvWritten bool          `json:"env_written,omitempty"` // the app's environment file changed and was written
 	Duration   time.Duration `json:"-"`
 	Err        error         `json:"-"`
