@@ -47,19 +47,21 @@ type Options struct {
 
 // Outcome is one host's result of a deploy or rollback.
 type Outcome struct {
-	Host       string        `json:"host"`
-	Before     string        `json:"release_before,omitempty"`
-	After      string        `json:"release_after,omitempty"`
-	RolledBack bool          `json:"rolled_back"`
-	Files      int64         `json:"files_sent"`
-	Bytes      int64         `json:"bytes_sent"`
-	Reused     int64         `json:"files_reused"`
-	Steps      []StepTiming  `json:"steps,omitempty"`
-	Restarted  []Restarted   `json:"restarted,omitempty"`
-	Image      *ImageChange  `json:"image,omitempty"`       // image apps: the image live before and after
-	EnvWritten bool          `json:"env_written,omitempty"` // the app's environment file changed and was written
-	Duration   time.Duration `json:"-"`
-	Err        error         `json:"-"`
+	Host       string       `json:"host"`
+	Before     string       `json:"release_before,omitempty"`
+	After      string       `json:"release_after,omitempty"`
+	RolledBack bool         `json:"rolled_back"`
+	Files      int64        `json:"files_sent"`
+	Bytes      int64        `json:"bytes_sent"`
+	Reused     int64        `json:"files_reused"`
+	Steps      []StepTiming `json:"steps,omitempty"`
+	Restarted  []Restarted  `json:"restarted,omitempty"`
+	Image      *ImageChange `json:"image,omitempty"`       // image apps: the image live before and after
+	EnvWritten bool         `json:"env_written,omitempty"` // the app's environment file changed and was written
+	// LogTail are the app's last log lines (at most 20) when its start or check failed on the host.
+	LogTail  []string      `json:"log_tail,omitempty"`
+	Duration time.Duration `json:"-"`
+	Err      error         `json:"-"`
 }
 
 // StepTiming is how long one step of a host's run took.
@@ -177,11 +179,7 @@ func (r *hostRun) restart(ctx context.Context) error {
 		return nil
 	}
 	return r.step("restart", func() error {
-		opts := supervisor.Options{Username: sup.Username}
-		if sup.PasswordEnv != "" && r.opts.Secret != nil {
-			opts.Password = r.opts.Secret(sup.PasswordEnv)
-		}
-		client, err := supervisor.New(r.c, sup.URL, opts)
+		client, err := r.supervisor()
 		if err != nil {
 			return err
 		}
@@ -194,6 +192,17 @@ func (r *hostRun) restart(ctx context.Context) error {
 		}
 		return err
 	})
+}
+
+// supervisor is a client of the app's supervisord through the SSH connection. A start error keeps the
+// program's log lines out of its message: diagnose puts them into the outcome's LogTail.
+func (r *hostRun) supervisor() (*supervisor.Client, error) {
+	sup := r.app.Supervisor
+	opts := supervisor.Options{Username: sup.Username, DetachLogTail: true}
+	if sup.PasswordEnv != "" && r.opts.Secret != nil {
+		opts.Password = r.opts.Secret(sup.PasswordEnv)
+	}
+	return supervisor.New(r.c, sup.URL, opts)
 }
 
 // check runs the app's port and HTTP checks from the target.

@@ -11,7 +11,8 @@ import (
 )
 
 // TestDeployImage_EnvFileRecreatesContainer: an image app's [env] reaches the container through compose's
-// env_file; the same values leave the container alone, a changed value recreates it with the new one.
+// env_file; the same values leave the container alone, a changed value recreates it with the new one. A
+// container that crashes then leaves its last lines in the outcome's LogTail.
 func TestDeployImage_EnvFileRecreatesContainer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -49,5 +50,11 @@ func TestDeployImage_EnvFileRecreatesContainer(t *testing.T) {
 	}
 	if env := containerEnv(changed.Image.Containers[0].ID); !strings.Contains(env, `"MODE=two"`) {
 		t.Errorf("container env %s, want MODE=two", env)
+	}
+
+	// A container that exits at once: the outcome carries its last output lines.
+	crash := a.deploy(t, "crash")
+	if crash.Err == nil || !crash.RolledBack || !strings.Contains(strings.Join(crash.LogTail, "\n"), "boom") {
+		t.Errorf("crashing image: err %v, rolled back %v, log tail %q; want the container's output", crash.Err, crash.RolledBack, crash.LogTail)
 	}
 }

@@ -311,6 +311,7 @@ func (r *imageRun) activate(ctx context.Context, rel ImageRelease, back bool) er
 		return err
 	}
 	if err := r.check(ctx); err != nil {
+		r.logContainers(context.WithoutCancel(ctx), ctrs)
 		return err
 	}
 	return r.step("stable", func() error {

@@ -41,6 +41,7 @@ func (r *hostRun) rollbackSource(ctx context.Context) error {
 	}
 	r.logf("rolling back %s -> %s", cur, to)
 	if err := r.activate(ctx, to, cur); err != nil {
+		r.diagnose(ctx, err)
 		entry := HistoryEntry{Op: ActionRollback, ID: to, Previous: cur, Result: ResultFailed, Error: err.Error()}
 		if cur == "" {
 			return errors.Join(err, r.history(ctx, entry))

@@ -41,6 +41,7 @@ func (r *hostRun) deploySource(ctx context.Context) error {
 		return errors.Join(err, r.history(ctx, HistoryEntry{Op: ActionDeploy, ID: id, Previous: prev, Result: ResultFailed, Revision: r.opts.Revision, Error: err.Error()}))
 	}
 	if err := r.activate(ctx, id, prev); err != nil {
+		r.diagnose(ctx, err)
 		return r.revert(ctx, id, prev, err)
 	}
 	r.out.After = id

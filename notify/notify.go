@@ -57,6 +57,8 @@ type HostResult struct {
 	ReleaseBefore string `json:"release_before,omitempty"`
 	ReleaseAfter  string `json:"release_after,omitempty"`
 	RolledBack    bool   `json:"rolled_back,omitempty"`
+	// LogTail are the app's last log lines when its start or check failed.
+	LogTail []string `json:"log_tail,omitempty"`
 }
 
 // Tags are the `on` values the event matches: its kind, "rollback" when a host rolled back, "failure" when
@@ -89,6 +91,9 @@ func (e *Event) Scrub(secrets []string) {
 	e.Operator, e.Origin = scrub(e.Operator), scrub(e.Origin)
 	for i := range e.Hosts {
 		e.Hosts[i].Error = scrub(e.Hosts[i].Error)
+		for j, l := range e.Hosts[i].LogTail {
+			e.Hosts[i].LogTail[j] = scrub(l)
+		}
 	}
 }
 

@@ -50,6 +50,9 @@ type Options struct {
 	// PollInterval is how often Start, Stop and Restart look at a process's
 	// state while waiting for it to settle. Zero means DefaultPollInterval.
 	PollInterval time.Duration
+	// DetachLogTail keeps a StartError's log tail in its LogTail field only, out of its message, for
+	// callers that show the lines on their own.
+	DetachLogTail bool
 }
 
 // DefaultPollInterval is the state polling interval used when
@@ -72,6 +75,7 @@ type Client struct {
 	username  string
 	password  string
 	poll      time.Duration
+	detach    bool // Options.DetachLogTail
 	transport *http.Transport
 	http      *http.Client
 }
@@ -89,7 +93,7 @@ func New(d Dialer, rawURL string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: invalid URL: %w", redactURLError(err))
 	}
-	c := &Client{username: opts.Username, password: opts.Password, poll: opts.PollInterval}
+	c := &Client{username: opts.Username, password: opts.Password, poll: opts.PollInterval, detach: opts.DetachLogTail}
 	if c.poll <= 0 {
 		c.poll = DefaultPollInterval
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/skiffdeploy/skiff/notify"
@@ -24,7 +25,7 @@ func (s *session) notifyReport(ctx context.Context, r report) {
 	for _, h := range r.Hosts {
 		hr := notify.HostResult{Host: h.Host, OK: h.OK, Error: h.Error}
 		if h.Outcome != nil {
-			hr.ReleaseBefore, hr.ReleaseAfter, hr.RolledBack = h.Before, h.After, h.RolledBack
+			hr.ReleaseBefore, hr.ReleaseAfter, hr.RolledBack, hr.LogTail = h.Before, h.After, h.RolledBack, slices.Clone(h.LogTail)
 		}
 		ev.RolledBack = ev.RolledBack || hr.RolledBack
 		ev.Hosts = append(ev.Hosts, hr)

@@ -113,6 +113,12 @@ func (p *printer) finish(command string, results []hostResult, errs []error) err
 			}
 			failed++
 			fmt.Fprintf(p.out, "%-*s   FAILED %s\n", p.width, h.Host, oneLine(h.Error))
+			if h.Outcome != nil && len(h.LogTail) > 0 {
+				fmt.Fprintf(p.out, "%-*s          last %d line(s) of the app's log:\n", p.width, "", len(h.LogTail))
+				for _, l := range h.LogTail {
+					fmt.Fprintf(p.out, "%-*s          | %s\n", p.width, "", l)
+				}
+			}
 		}
 		dry := ""
 		if p.dryRun {
