@@ -33,12 +33,7 @@ func TailLines(text string, n int) []string {
 		if len(l) > logTailLineMax {
 			l = l[:logTailLineMax] + "…"
 		}
-		out = append(out, strings.Map(func(r rune) rune {
-			if r < ' ' && r != '\t' || r == 0x7f {
-				return '?'
-			}
-			return r
-		}, strings.ToValidUTF8(l, "?")))
+		out = append(out, cleanLine(l))
 	}
 	return out
 }
