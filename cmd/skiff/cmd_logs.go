@@ -98,4 +98,3 @@ func (p *printer) jsonLine(v any) {
 	defer p.mu.Unlock()
 	fmt.Fprintf(p.out, "%s\n", b)
 }
-
