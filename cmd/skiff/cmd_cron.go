@@ -52,7 +52,7 @@ func newCronCommand(signals signalFunc) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "list", Usage: "print the next run of each schedule and exit"},
 			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Minute, EnvVars: []string{"SKIFF_STOP_TIMEOUT"},
-				Usage: "on SIGTERM or SIGINT, how long running jobs may take before they are cancelled"},
+				Usage: "on SIGTERM or SIGINT, how long (`DURATION`) running jobs may take before they are cancelled"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

@@ -15,7 +15,7 @@ import (
 // composeFlag picks the compose flavour on the hosts of an image app.
 func composeFlag() cli.Flag {
 	return &cli.StringFlag{Name: "compose", EnvVars: []string{"SKIFF_COMPOSE"}, Value: "auto",
-		Usage: "compose flavour on the hosts (image apps): auto, plugin (`docker compose`) or standalone (`docker-compose`)"}
+		Usage: "compose flavour `MODE` on the hosts (image apps): auto, plugin (docker compose) or standalone (docker-compose)"}
 }
 
 // deployImage is `skiff deploy APP` for an image app: --tag or --image, pulled and pinned on every host.

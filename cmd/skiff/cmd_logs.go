@@ -21,7 +21,7 @@ func logsCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 100, Usage: "show the last `N` lines of each log first"},
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep showing new lines until Ctrl-C"},
-			&cli.DurationFlag{Name: "since", Usage: "only lines of the last `DURATION` (image apps; supervisord logs have no times)"},
+			&cli.DurationFlag{Name: "since", Usage: "only lines of the last `DURATION` (image apps; supervisord logs have no times)", DefaultText: "all"},
 		},
 		Action: withApp("logs", false, func(c *cli.Context, a *appRun) error {
 			if c.Int("lines") < 0 || c.Duration("since") < 0 {
