@@ -30,6 +30,8 @@ type Options struct {
 	DryRun           bool
 	// Log receives progress and remote output lines of one host.
 	Log func(host, line string)
+	// Progress, when not nil, receives each step's start, progress and end (see Progress).
+	Progress func(Progress)
 	// Secret looks up a secret by the environment variable the inventory names (password_env).
 	Secret func(name string) string
 	// Source deploys: the local tree (already scanned into Manifest) and the release id to create.
@@ -96,8 +98,14 @@ func (r *hostRun) logf(format string, args ...any) {
 
 // step runs fn as a named step, timing it and giving its error the step's name.
 func (r *hostRun) step(name string, fn func() error) error {
+	return r.stepWith(name, nil, nil, fn)
+}
+
+// stepWith is step whose progress events are filled in by extra and also sent when kick receives (see
+// progressing).
+func (r *hostRun) stepWith(name string, extra func(*Progress), kick <-chan struct{}, fn func() error) error {
 	start := time.Now()
-	err := fn()
+	err := r.progressing(name, extra, kick, fn)
 	r.out.Steps = append(r.out.Steps, StepTiming{Step: name, DurationMS: time.Since(start).Milliseconds()})
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)

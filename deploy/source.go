@@ -104,11 +104,13 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 	if base == nil {
 		prev = ""
 	}
-	err = r.step("upload", func() error {
+	counter := newTransferCounter()
+	err = r.stepWith("upload", counter.fill, counter.milestone, func() error {
 		stats, err := Ship(ctx, r.c, r.opts.SourceDir, m, r.l, id, prev, base, ShipOptions{
-			DryRun: r.opts.DryRun,
-			Plan:   func(op, p string) { r.logf("would %s %s", op, p) },
-			Cloned: base != nil && !r.opts.DryRun,
+			DryRun:   r.opts.DryRun,
+			Plan:     func(op, p string) { r.logf("would %s %s", op, p) },
+			Cloned:   base != nil && !r.opts.DryRun,
+			Progress: counter,
 		})
 		if stats != nil {
 			r.out.Files, r.out.Bytes, r.out.Reused = stats.Files, stats.Bytes, stats.Reused

@@ -45,6 +45,8 @@ type ShipOptions struct {
 	Plan func(op string, path string)
 	// Cloned says the release directory was already made from base with CloneReleaseCommand.
 	Cloned bool
+	// Progress, when not nil, counts the files and bytes sent as they go, for live displays.
+	Progress *transferCounter
 }
 
 // The operations a dry run reports through ShipOptions.Plan, in the order Ship performs them.
@@ -141,7 +143,14 @@ func Ship(ctx context.Context, c Conn, localRoot string, m *Manifest, layout Lay
 		return stats, nil
 	}
 	s := &shipper{c: c, localRoot: localRoot, layout: layout, id: id, token: newShipToken(), stats: stats,
-		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, cloned: opts.Cloned, stamps: stamps, deferred: deferred}
+		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, cloned: opts.Cloned, stamps: stamps, deferred: deferred,
+		progress: opts.Progress}
+	if s.progress == nil {
+		s.progress = &transferCounter{}
+	}
+	files, bytes := p.uploadTotals()
+	s.progress.filesTotal.Store(files)
+	s.progress.bytesTotal.Store(bytes)
 	if s.concurrency <= 0 {
 		s.concurrency = DefaultConcurrency
 	}
@@ -166,6 +175,7 @@ type shipper struct {
 	stamps      map[string]fileStamp // from Scan: files that still match are sent without hashing them again
 	deferred    *deferredHashes      // files hashed while they are sent (ScanDeferred); nil when there are none
 	settled     settledHashes        // their hashes
+	progress    *transferCounter
 }
 
 // run does the work on the target. The manifest is written to a temporary name while the release is being

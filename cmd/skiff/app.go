@@ -19,6 +19,7 @@ func globalFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "json", EnvVars: []string{"SKIFF_JSON"}, Usage: "print one JSON object with a result per host"},
 		&cli.BoolFlag{Name: "dry-run", EnvVars: []string{"SKIFF_DRY_RUN"}, Usage: "print what would be done and change nothing"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, EnvVars: []string{"SKIFF_VERBOSE"}, Usage: "log SSH and remote commands to stderr"},
+		&cli.StringFlag{Name: "progress", Value: "auto", EnvVars: []string{"SKIFF_PROGRESS"}, Usage: "show each host's progress: `MODE` auto (live on a terminal, plain lines otherwise, none with --json), live, plain or none"},
 		&cli.StringFlag{Name: "schedule", Hidden: true, Usage: "the [[schedules]] entry running this command (set by skiff cron, for notifications)"},
 		&cli.BoolFlag{Name: "accept-new-host-keys", EnvVars: []string{"SKIFF_ACCEPT_NEW_HOST_KEYS"}, Usage: "add unknown host keys to known_hosts (never a changed one)"},
 	}

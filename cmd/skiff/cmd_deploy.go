@@ -85,9 +85,10 @@ func runOptions(s *session) *deploy.Options {
 	rand.Read(runID)
 	return &deploy.Options{
 		Operator: s.operator, Machine: machine, PID: os.Getpid(), Origin: s.origin, Run: hex.EncodeToString(runID),
-		DryRun: s.dryRun,
-		Log:    func(host, line string) { s.out.line(host, "stdout", line) },
-		Secret: os.Getenv,
+		DryRun:   s.dryRun,
+		Log:      func(host, line string) { s.out.line(host, "stdout", line) },
+		Progress: s.progressEvent,
+		Secret:   os.Getenv,
 	}
 }
 

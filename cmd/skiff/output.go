@@ -53,6 +53,12 @@ type printer struct {
 	width  int
 	// onReport, when set, receives the report of a finished command after it is printed (notifications).
 	onReport func(report)
+	// view shows progress events (nil: none); live is where lines go while it draws on the terminal.
+	view     progressView
+	stopView sync.Once
+	live     io.Writer
+	// progressTo is where plain progress lines go (stdout, or stderr with --json).
+	progressTo io.Writer
 }
 
 func newPrinter(out, err io.Writer, asJSON, dryRun bool) *printer {
@@ -79,20 +85,46 @@ func (p *printer) line(host, stream, text string) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.out, "%-*s %s %s\n", p.width, host, sep, text)
+	fmt.Fprintf(p.lineWriter(p.out), "%-*s %s %s\n", p.width, host, sep, text)
+}
+
+// lineWriter is w, or the live progress display while it draws (its lines scroll above the display).
+func (p *printer) lineWriter(w io.Writer) io.Writer {
+	if p.live != nil {
+		return p.live
+	}
+	return w
+}
+
+// progressLine prints one plain progress line of a host.
+func (p *printer) progressLine(host, text string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.progressTo, "%-*s > %s\n", p.width, host, text)
+}
+
+// stopProgress ends the progress display, once; results are printed after it.
+func (p *printer) stopProgress() {
+	p.mu.Lock()
+	v := p.view
+	p.mu.Unlock()
+	if v != nil {
+		p.stopView.Do(v.stop)
+	}
 }
 
 // logf prints a diagnostic line to stderr (verbose mode and warnings).
 func (p *printer) logf(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.err, format+"\n", args...)
+	fmt.Fprintf(p.lineWriter(p.err), format+"\n", args...)
 }
 
 // finish prints the per-host results and returns the error that decides the exit code.
 func (p *printer) finish(command string, results []hostResult, errs []error) error {
 	code := hostsExitCode(errs)
 	r := report{Command: command, OK: code == exitOK, ExitCode: code, DryRun: p.dryRun, Hosts: results}
+	p.stopProgress()
 	if p.onReport != nil {
 		defer p.onReport(r)
 	}

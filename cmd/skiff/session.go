@@ -5,8 +5,10 @@ import (
 	"os"
 	"os/user"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/skiffdeploy/skiff/deploy"
 	"github.com/skiffdeploy/skiff/inventory"
 	"github.com/skiffdeploy/skiff/remote"
 	"github.com/urfave/cli/v2"
@@ -26,6 +28,11 @@ type session struct {
 	app, schedule    string
 	operator, origin string
 	started          time.Time
+	// progressMode and progressRows say how progress is shown (see progressMode); the view starts with the
+	// first run that reports progress.
+	progressMode string
+	progressRows int
+	viewOnce     sync.Once
 }
 
 // loadInventory reads the inventory named by -i and fills in the defaults that depend on the local machine.
@@ -67,6 +74,15 @@ func newSession(c *cli.Context) (*session, error) {
 		started:  time.Now(),
 	}
 	s.operator, s.origin = operatorAndOrigin()
+	mode, rows, err := progressMode(c.String("progress"), c.App.Writer, s.out.json)
+	if err != nil {
+		return nil, err
+	}
+	s.out.progressTo = c.App.Writer
+	if s.out.json {
+		s.out.progressTo = c.App.ErrWriter
+	}
+	s.progressMode, s.progressRows = mode, rows
 	s.out.onReport = func(r report) { s.notifyReport(c.Context, r) }
 	if s.parallel < 0 {
 		return nil, usagef("--parallel must be at least 1, not %d", s.parallel)
@@ -87,8 +103,32 @@ func newSession(c *cli.Context) (*session, error) {
 }
 
 func (s *session) close() {
+	s.out.stopProgress()
 	if s.pool != nil {
 		s.pool.Close()
+	}
+}
+
+// progressEvent shows one progress event, starting the display with the first one (commands that report
+// none never start it).
+func (s *session) progressEvent(e deploy.Progress) {
+	if s.progressMode == "none" {
+		return
+	}
+	s.viewOnce.Do(func() {
+		v := newProgressView(s.progressMode, s.progressRows, s.out)
+		s.out.mu.Lock()
+		s.out.view = v
+		if lv, ok := v.(*liveProgress); ok {
+			s.out.live = lv.bars // lines scroll above the display from now on
+		}
+		s.out.mu.Unlock()
+	})
+	s.out.mu.Lock()
+	v := s.out.view
+	s.out.mu.Unlock()
+	if v != nil {
+		v.event(e)
 	}
 }
 
