@@ -87,22 +87,7 @@ func (r *hostRun) writeEnv(ctx context.Context) (bool, error) {
 			return err
 		}
 		tmp := path.Join(path.Dir(dst), ".skiff-env-"+newShipToken())
-		f, err := client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
-		if err != nil {
-			return err
-		}
-		err = f.Chmod(0o600)
-		if err == nil {
-			_, err = f.Write(want)
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = client.PosixRename(tmp, dst)
-		}
-		if err != nil {
-			_ = client.Remove(tmp)
+		if err := writeAtomic(client, tmp, dst, 0o600, bytes.NewReader(want)); err != nil {
 			return fmt.Errorf("write %s: %w", dst, err)
 		}
 		wrote = true
@@ -113,6 +98,30 @@ func (r *hostRun) writeEnv(ctx context.Context) (bool, error) {
 		r.logf("wrote %s (%d keys)", dst, len(e.Keys()))
 	}
 	return wrote, err
+}
+
+// writeAtomic writes src to dst through tmp, a name in the same directory: tmp gets mode before a byte is
+// written to it, and is renamed over dst once complete, so that no reader sees a partial file or content
+// under a wider mode. tmp is removed when anything fails.
+func writeAtomic(client *sftp.Client, tmp, dst string, mode fs.FileMode, src io.Reader) error {
+	f, err := client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return err
+	}
+	err = f.Chmod(mode)
+	if err == nil {
+		_, err = io.Copy(f, src)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = client.PosixRename(tmp, dst)
+	}
+	if err != nil {
+		_ = client.Remove(tmp)
+	}
+	return err
 }
 
 // readEnvFile reads an environment file from a target, at most maxEnvFile bytes.

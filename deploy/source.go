@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -193,23 +192,7 @@ func (r *hostRun) seedFile(ctx context.Context, local, dst string, mode fs.FileM
 		return err
 	}
 	defer src.Close()
-	tmp := path.Join(path.Dir(dst), ".skiff-seed-"+r.opts.Run)
-	f, err := client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, src)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = client.Chmod(tmp, mode)
-	}
-	if err == nil {
-		err = client.PosixRename(tmp, dst)
-	}
-	if err != nil {
-		_ = client.Remove(tmp)
+	if err := writeAtomic(client, path.Join(path.Dir(dst), ".skiff-seed-"+r.opts.Run), dst, mode, src); err != nil {
 		return err
 	}
 	r.logf("seeded %s from the source tree", dst)

@@ -161,13 +161,7 @@ func (p *printer) finish(command string, results []hostResult, errs []error) err
 	if code == exitOK {
 		return nil
 	}
-	var failed []error
-	for _, e := range errs {
-		if e != nil {
-			failed = append(failed, e)
-		}
-	}
-	return &reportedError{code: code, errs: failed}
+	return &reportedError{code: code, errs: nonNil(errs)}
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
