@@ -18,6 +18,7 @@ test: deps lint
 	$(GO) test -count=1 -timeout 14m ./...
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=10s ./inventory/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=10s ./deploy/
+	$(GO) test -run='^$$' -fuzz=FuzzParseEnv -fuzztime=5s ./deploy/
 
 unit:
 	$(GO) test -count=1 -short ./...
@@ -30,6 +31,7 @@ lint:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./inventory/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=60s ./deploy/
+	$(GO) test -run='^$$' -fuzz=FuzzParseEnv -fuzztime=60s ./deploy/
 
 demo: build
 	@scripts/deps.sh demo
