@@ -1,11 +1,13 @@
 package deploy
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skiffdeploy/skiff/inventory"
 )
@@ -50,6 +52,13 @@ func TestDeployImage_EnvFileRecreatesContainer(t *testing.T) {
 	}
 	if env := containerEnv(changed.Image.Containers[0].ID); !strings.Contains(env, `"MODE=two"`) {
 		t.Errorf("container env %s, want MODE=two", env)
+	}
+
+	// skiff logs of an image app: docker logs of the service's container, and -f ends with its context.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := AppLogs(ctx, a.conn, a.app, LogOptions{Lines: 10, Follow: true}, func(string) {}); err != nil {
+		t.Errorf("logs -f of the image app: %v", err)
 	}
 
 	// A container that exits at once: the outcome carries its last output lines.
