@@ -2,6 +2,9 @@ package notify
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -74,5 +77,50 @@ func TestSlackText(t *testing.T) {
 	want := "skiff deploy api: FAILED (rolled back) on 2 host(s) by ci\n• web2: check: port 8088"
 	if got != want {
 		t.Errorf("SlackText = %q, want %q", got, want)
+	}
+}
+
+func TestSender_SlackAndSignedURL(t *testing.T) {
+	got := make(chan *http.Request, 2)
+	bodies := make(chan string, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- r
+		bodies <- string(b)
+	}))
+	defer srv.Close()
+	env := map[string]string{"HOOK": srv.URL + "/slack/T000/secret-path", "KEY": "k3y"}
+	s := &Sender{Getenv: func(k string) string { return env[k] }, Notifiers: []*inventory.Notify{
+		{SlackWebhookEnv: "HOOK", On: []string{"failure"}},
+		{URL: srv.URL + "/signed", SecretEnv: "KEY", On: []string{"deploy"}},
+	}}
+	if errs := s.Send(context.Background(), &Event{Event: "deploy", Command: "deploy", App: "api", Hosts: []HostResult{{Host: "h1", Error: "boom"}}}); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	for i := 0; i < 2; i++ {
+		r, body := <-got, <-bodies
+		switch r.URL.Path {
+		case "/slack/T000/secret-path":
+			if !strings.Contains(body, `"text":"skiff deploy api: FAILED on 1 host(s)\n• h1: boom"`) {
+				t.Errorf("slack body %s", body)
+			}
+		case "/signed":
+			if r.Header.Get(SignatureHeader) != Sign("k3y", []byte(body)) {
+				t.Errorf("signature %q does not match the body", r.Header.Get(SignatureHeader))
+			}
+		default:
+			t.Errorf("unexpected POST %s", r.URL.Path)
+		}
+	}
+	// A failing Slack hook names the variable, never the URL (a secret).
+	srv.Close()
+	errs := s.Send(context.Background(), &Event{Event: "deploy"})
+	if len(errs) != 2 {
+		t.Errorf("errors = %v, want both notifiers failing", errs)
+	}
+	for _, err := range errs {
+		if strings.Contains(err.Error(), "secret-path") {
+			t.Errorf("the webhook URL is in an error: %v", err)
+		}
 	}
 }
