@@ -23,6 +23,7 @@ test: deps lint
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLockOwner$$' -fuzztime=5s ./release/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseDockerOutput$$' -fuzztime=5s ./compose/
 	$(GO) test -run='^$$' -fuzz=FuzzParseHooks -fuzztime=5s ./serve/
+	$(GO) test -run='^$$' -fuzz=FuzzParseEnv -fuzztime=5s ./deploy/
 
 unit:
 	$(GO) test -count=1 -short ./...
@@ -40,6 +41,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLockOwner$$' -fuzztime=60s ./release/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseDockerOutput$$' -fuzztime=60s ./compose/
 	$(GO) test -run='^$$' -fuzz=FuzzParseHooks -fuzztime=60s ./serve/
+	$(GO) test -run='^$$' -fuzz=FuzzParseEnv -fuzztime=60s ./deploy/
 
 demo: build
 	@scripts/deps.sh demo

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Docker builds plain docker CLI commands. ConfigDir, when set, is passed as `docker --config DIR` to the
@@ -119,6 +120,25 @@ func ContainerLogs(id string, lines int) ([]string, error) {
 		return nil, fmt.Errorf("invalid container id %q", id)
 	}
 	return []string{"docker", "logs", "--tail", strconv.Itoa(lines), id}, nil
+}
+
+// FollowLogs prints the last lines a container wrote (all of them when lines < 0), only those of the last
+// since when since > 0, and with follow keeps printing what it writes until the command is ended.
+func FollowLogs(id string, lines int, since time.Duration, follow bool) ([]string, error) {
+	if !validContainerID(id) {
+		return nil, fmt.Errorf("invalid container id %q", id)
+	}
+	argv := []string{"docker", "logs"}
+	if lines >= 0 {
+		argv = append(argv, "--tail", strconv.Itoa(lines))
+	}
+	if since > 0 {
+		argv = append(argv, "--since", strconv.FormatInt(int64(since.Round(time.Second)/time.Second), 10)+"s")
+	}
+	if follow {
+		argv = append(argv, "--follow")
+	}
+	return append(argv, id), nil
 }
 
 // validContainerID accepts the hex ids docker prints (12 to 64 digits).

@@ -13,10 +13,12 @@ import (
 // skiff runs.
 const OverrideFile = "skiff.override.yaml"
 
-// Override renders the override file that pins service to ref, which must carry a digest. Names and the
+// Override renders the override file that pins service to ref, which must carry a digest, and, when envFile
+// is not empty, gives it that absolute path as its env_file (a changed file then recreates the container,
+// since compose hashes the service's resolved environment). Names and the
 // reference go in as JSON strings, which YAML reads as double-quoted scalars, so no value can change the
 // structure of the file (a service called "true" or "1e3" stays a string).
-func Override(service string, ref Reference) ([]byte, error) {
+func Override(service string, ref Reference, envFile string) ([]byte, error) {
 	if err := ValidateService(service); err != nil {
 		return nil, err
 	}
@@ -33,6 +35,13 @@ func Override(service string, ref Reference) ([]byte, error) {
 	b.WriteString("# image skiff deployed. To run compose by hand: -f compose.yaml -f " + OverrideFile + "\n")
 	b.WriteString("services:\n")
 	fmt.Fprintf(&b, "  %s:\n    image: %s\n", svc, img)
+	if envFile != "" {
+		if !strings.HasPrefix(envFile, "/") || strings.ContainsAny(envFile, "\x00\n\r") {
+			return nil, fmt.Errorf("override: env_file %q must be an absolute path", envFile)
+		}
+		env, _ := json.Marshal(envFile)
+		fmt.Fprintf(&b, "    env_file:\n      - %s\n", env)
+	}
 	return b.Bytes(), nil
 }
 

@@ -174,7 +174,7 @@ func TestOverride_RoundTrip(t *testing.T) {
 	ref := Reference{Repository: "registry.example.com/shop/app", Digest: "sha256:" + strings.Repeat("ab", 32)}
 	for _, service := range []string{"app", "true", "1e3", "web.v2"} {
 		t.Run(service, func(t *testing.T) {
-			data, err := Override(service, ref)
+			data, err := Override(service, ref, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -187,10 +187,20 @@ func TestOverride_RoundTrip(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Override("app", Reference{Repository: "shop/app", Tag: "v1"}); err == nil {
+	data, err := Override("app", ref, "/srv/shop/shared/.env")
+	if err != nil || !strings.HasSuffix(string(data), "    env_file:\n      - \"/srv/shop/shared/.env\"\n") {
+		t.Fatalf("override with env_file: %v\n%s", err, data)
+	}
+	if svc, got, err := ParseOverride(data); err != nil || svc != "app" || got != ref {
+		t.Fatalf("ParseOverride with env_file = %q, %+v, %v", svc, got, err)
+	}
+	if _, err := Override("app", ref, "relative/.env"); err == nil {
+		t.Fatal("Override accepted a relative env_file")
+	}
+	if _, err := Override("app", Reference{Repository: "shop/app", Tag: "v1"}, ""); err == nil {
 		t.Fatal("Override accepted a reference without digest")
 	}
-	if _, err := Override("a b", ref); err == nil {
+	if _, err := Override("a b", ref, ""); err == nil {
 		t.Fatal("Override accepted a bad service")
 	}
 	if _, _, err := ParseOverride([]byte("services: {}\n")); err == nil {

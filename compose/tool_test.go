@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseVersion(t *testing.T) {
@@ -150,6 +151,8 @@ func TestCommands_Argv(t *testing.T) {
 		{"service containers", must(ServiceContainers("shop", "app")), "docker|ps|--all|--quiet|--no-trunc|--filter|label=com.docker.compose.project=shop|--filter|label=com.docker.compose.service=app|--filter|label=com.docker.compose.oneoff=False"},
 		{"inspect containers", must(InspectContainers([]string{strings.Repeat("a", 64)})), "docker|inspect|--type|container|--format|" + containerFormat + "|" + strings.Repeat("a", 64)},
 		{"logs", must(ContainerLogs(strings.Repeat("b", 12), 20)), "docker|logs|--tail|20|bbbbbbbbbbbb"},
+		{"follow logs", must(FollowLogs(strings.Repeat("b", 12), 100, 10*time.Minute, true)), "docker|logs|--tail|100|--since|600s|--follow|bbbbbbbbbbbb"},
+		{"all logs", must(FollowLogs(strings.Repeat("b", 12), -1, 0, false)), "docker|logs|bbbbbbbbbbbb"},
 		{"image list", ImageList(), "docker|image|ls|--all|--no-trunc|--digests|--format|{{json .}}"},
 		{"all containers", AllContainers(), "docker|ps|--all|--quiet|--no-trunc"},
 		{"container images", must(ContainerImages([]string{strings.Repeat("c", 64)})), "docker|inspect|--type|container|--format|{{.Id}} {{.Image}}|" + strings.Repeat("c", 64)},
@@ -190,6 +193,7 @@ func TestCommands_RejectHostileInput(t *testing.T) {
 		{"relative config dir", func() error { _, err := Docker{ConfigDir: "cfg"}.Login("r.example.com", "ci"); return err }},
 		{"container id", func() error { _, err := InspectContainers([]string{"$(x)"}); return err }},
 		{"logs id", func() error { _, err := ContainerLogs("-f", 1); return err }},
+		{"follow logs id", func() error { _, err := FollowLogs("-f", 1, 0, true); return err }},
 		{"label injection", func() error { _, err := ServiceContainers("shop", "app,label=x"); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,6 +33,8 @@ type Options struct {
 	DryRun           bool
 	// Log receives progress and remote output lines of one host.
 	Log func(host, line string)
+	// Progress, when not nil, receives each step's start, progress and end (see Progress).
+	Progress func(Progress)
 	// Secret looks up a secret by the environment variable the inventory names (password_env).
 	Secret func(name string) string
 	// Source deploys: the local tree (already scanned into Manifest) and the release id to create.
@@ -59,7 +61,10 @@ type Outcome struct {
 	Reused     int64        `json:"files_reused"`
 	Steps      []StepTiming `json:"steps,omitempty"`
 	Restarted  []Restarted  `json:"restarted,omitempty"`
-	Image      *ImageChange `json:"image,omitempty"` // image apps: the image live before and after
+	Image      *ImageChange `json:"image,omitempty"`       // image apps: the image live before and after
+	EnvWritten bool         `json:"env_written,omitempty"` // the app's environment file changed and was written
+	// LogTail are the app's last log lines (at most 20) when its start or check failed on the host.
+	LogTail []string `json:"log_tail,omitempty"`
 	// Warnings are problems that did not fail the host: housekeeping after a passed check, skipped history lines.
 	Warnings []string      `json:"warnings,omitempty"`
 	Duration time.Duration `json:"-"`
@@ -140,8 +145,14 @@ func (r *hostRun) logf(format string, args ...any) {
 
 // step runs fn as a named step, timing it and giving its error the step's name.
 func (r *hostRun) step(name string, fn func() error) error {
+	return r.stepWith(name, nil, nil, fn)
+}
+
+// stepWith is step whose progress events are filled in by extra and also sent when kick receives (see
+// progressing).
+func (r *hostRun) stepWith(name string, extra func(*Progress), kick <-chan struct{}, fn func() error) error {
 	start := time.Now()
-	err := fn()
+	err := r.progressing(name, extra, kick, fn)
 	r.out.Steps = append(r.out.Steps, StepTiming{Step: name, DurationMS: time.Since(start).Milliseconds()})
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -255,11 +266,7 @@ func (r *hostRun) restart(ctx context.Context) error {
 		return nil
 	}
 	return r.step("restart", func() error {
-		opts := supervisor.Options{Username: sup.Username}
-		if sup.PasswordEnv != "" && r.opts.Secret != nil {
-			opts.Password = r.opts.Secret(sup.PasswordEnv)
-		}
-		client, err := supervisor.New(r.c, sup.URL, opts)
+		client, err := r.supervisor()
 		if err != nil {
 			return err
 		}
@@ -272,6 +279,17 @@ func (r *hostRun) restart(ctx context.Context) error {
 		}
 		return err
 	})
+}
+
+// supervisor is a client of the app's supervisord through the SSH connection. A start error keeps the
+// program's log lines out of its message: diagnose puts them into the outcome's LogTail.
+func (r *hostRun) supervisor() (*supervisor.Client, error) {
+	sup := r.app.Supervisor
+	opts := supervisor.Options{Username: sup.Username, DetachLogTail: true}
+	if sup.PasswordEnv != "" && r.opts.Secret != nil {
+		opts.Password = r.opts.Secret(sup.PasswordEnv)
+	}
+	return supervisor.New(r.c, sup.URL, opts)
 }
 
 // check runs the app's port and HTTP checks from the target.

@@ -260,6 +260,9 @@ func (r *imageRun) deployImage(ctx context.Context) error {
 	if r.opts.DryRun {
 		return r.dryActivate()
 	}
+	if _, err := r.writeEnv(ctx); err != nil {
+		return errors.Join(err, r.history(ctx, withRevision(rel.entry(release.ActionDeploy, release.ResultFailed, idOf(live)), r.opts.Revision)))
+	}
 	if live != nil && live.Digest == rel.Digest {
 		return r.redeployLive(ctx, *live, rel.Tag)
 	}

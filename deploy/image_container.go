@@ -192,8 +192,8 @@ func sameContainers(before, now []compose.Container) error {
 	return nil
 }
 
-// logContainers writes the state and last output lines of containers to the run's log, so a failed deploy
-// shows why the app did not come up.
+// logContainers writes the state and last output lines of containers to the run's log, and the first
+// failure's lines to the outcome's LogTail, so a failed deploy shows why the app did not come up.
 func (r *imageRun) logContainers(ctx context.Context, ctrs []compose.Container) {
 	for _, c := range ctrs {
 		r.logf("container %s (%s): %s, exit code %d, restarts %d%s", c.Short(), c.Name, c.Status, c.ExitCode, c.RestartCount, healthNote(c))
@@ -207,12 +207,13 @@ func (r *imageRun) logContainers(ctx context.Context, ctrs []compose.Container) 
 		if err != nil || res == nil {
 			continue
 		}
-		for _, out := range [][]byte{res.Stdout, res.Stderr} {
-			for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-				if line != "" {
-					r.logf("  %s | %s", c.Name, line)
-				}
-			}
+		// docker logs writes the container's stdout and stderr to its own; their order across the two is lost.
+		lines := TailLines(string(res.Stdout)+string(res.Stderr), containerLogLines)
+		for _, line := range lines {
+			r.logf("  %s | %s", c.Name, line)
+		}
+		if len(r.out.LogTail) == 0 {
+			r.out.LogTail = lines // the first failure's, not a rollback's
 		}
 	}
 }

@@ -260,7 +260,11 @@ esac`
 // pinCommand writes the override that pins the service to rel (carried on standard input) and saves, or
 // when going back restores, the compose file of rel.
 func (r *imageRun) pinCommand(rel ImageRelease, back bool) (remote.Command, error) {
-	override, err := compose.Override(r.app.Service, rel.Ref())
+	envFile := ""
+	if r.app.Env != nil {
+		envFile = EnvPath(r.app)
+	}
+	override, err := compose.Override(r.app.Service, rel.Ref(), envFile)
 	if err != nil {
 		return remote.Command{}, err
 	}
@@ -327,6 +331,7 @@ func (r *imageRun) activate(ctx context.Context, rel ImageRelease, back bool) er
 		return err
 	}
 	if err := r.check(ctx); err != nil {
+		r.logContainers(context.WithoutCancel(ctx), ctrs)
 		return err
 	}
 	return r.step("stable", func() error {

@@ -42,6 +42,7 @@ func (r *hostRun) rollbackSource(ctx context.Context) error {
 	}
 	r.logf("rolling back %s -> %s", cur, to)
 	if err := r.activate(ctx, to, cur); err != nil {
+		r.diagnose(ctx, err)
 		entry := release.HistoryEntry{Op: release.ActionRollback, ID: to, Previous: cur, Result: release.ResultFailed, Error: err.Error()}
 		if cur == "" {
 			return errors.Join(err, r.history(ctx, entry))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -43,6 +42,7 @@ func (r *hostRun) deploySource(ctx context.Context) error {
 		return errors.Join(err, r.history(ctx, release.HistoryEntry{Op: release.ActionDeploy, ID: id, Previous: prev, Result: release.ResultFailed, Revision: r.opts.Revision, Error: err.Error()}))
 	}
 	if err := r.activate(ctx, id, prev); err != nil {
+		r.diagnose(ctx, err)
 		return r.revert(ctx, id, prev, err)
 	}
 	r.out.After = id
@@ -108,11 +108,13 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 	if base == nil {
 		prev = ""
 	}
-	err = r.step("upload", func() error {
+	counter := ship.NewCounter()
+	err = r.stepWith("upload", counterFill(counter), counter.Milestone(), func() error {
 		stats, err := ship.Ship(ctx, r.c, r.opts.SourceDir, m, r.l, id, prev, base, ship.ShipOptions{
-			DryRun: r.opts.DryRun,
-			Plan:   func(op, p string) { r.logf("would %s %s", op, p) },
-			Cloned: base != nil && !r.opts.DryRun,
+			DryRun:   r.opts.DryRun,
+			Plan:     func(op, p string) { r.logf("would %s %s", op, p) },
+			Cloned:   base != nil && !r.opts.DryRun,
+			Progress: counter,
 		})
 		if stats != nil {
 			r.out.Files, r.out.Bytes, r.out.Reused = stats.Files, stats.Bytes, stats.Reused
@@ -120,6 +122,9 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 		return err
 	})
 	if err != nil {
+		return err
+	}
+	if _, err := r.writeEnv(ctx); err != nil {
 		return err
 	}
 	if len(r.app.Shared) > 0 {
@@ -192,20 +197,7 @@ func (r *hostRun) seedFile(ctx context.Context, local, dst string, mode fs.FileM
 		return err
 	}
 	defer src.Close()
-	tmp := path.Join(path.Dir(dst), ".skiff-seed-"+r.opts.Run)
-	f, err := release.CreateFinal(client, tmp, os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, src)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = client.PosixRename(tmp, dst)
-	}
-	if err != nil {
-		_ = client.Remove(tmp)
+	if err := writeAtomic(client, path.Join(path.Dir(dst), ".skiff-seed-"+r.opts.Run), dst, mode, src); err != nil {
 		return err
 	}
 	r.logf("seeded %s from the source tree", dst)

@@ -106,6 +106,9 @@ func (e *Engine) options() *deploy.Options {
 		Run:    hex.EncodeToString(id),
 		DryRun: e.cfg.DryRun,
 		Log:    func(host, line string) { e.emit(Event{Kind: EventLine, Host: host, Stream: "stdout", Text: line}) },
+		Progress: func(p deploy.Progress) {
+			e.emit(Event{Kind: EventProgress, Host: p.Host, Progress: &p})
+		},
 		Secret: e.cfg.Secret,
 	}
 }

@@ -62,6 +62,11 @@ func (e *Engine) requireSecrets(app *inventory.App) error {
 	if env := app.Supervisor.PasswordEnv; env != "" && e.cfg.Secret(env) == "" {
 		return requestf("app %s: supervisor.password_env names %s, which is not set in the environment", app.Name, env)
 	}
+	if app.Env != nil {
+		if _, err := deploy.RenderEnv(app.Env, e.cfg.Secret); err != nil {
+			return requestf("app %s: %v", app.Name, err)
+		}
+	}
 	return nil
 }
 

@@ -15,6 +15,8 @@ const (
 	EventNotice = "notice"
 	// EventLine is a line of a host's remote output or progress; Stream is "stdout" or "stderr".
 	EventLine = "line"
+	// EventProgress is a step of a host as it runs (start, progress every quarter second, end); Progress is set.
+	EventProgress = "progress"
 	// EventDone is a host's result; Result is set.
 	EventDone = "done"
 )
@@ -29,6 +31,8 @@ type Event struct {
 	Text   string    `json:"text,omitempty"`
 	// Hosts are the selected hosts, on EventStart.
 	Hosts []string `json:"hosts,omitempty"`
+	// Progress is the host's step, on EventProgress.
+	Progress *deploy.Progress `json:"progress,omitempty"`
 	// Result is the host's result, on EventDone.
 	Result *HostResult `json:"result,omitempty"`
 }
@@ -78,6 +82,7 @@ type HostResult struct {
 	// Released is set by `lock release` when it removed a lock: what the lock said.
 	Released string              `json:"released,omitempty"`
 	Pruned   *deploy.PruneReport `json:"pruned,omitempty"`
+	Env      *EnvReport          `json:"env,omitempty"`
 	*deploy.Outcome
 
 	// Err is the host's error, for exit codes and errors.As; Error is its text.

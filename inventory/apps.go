@@ -22,6 +22,7 @@ func (b *builder) app(inv *Inventory, name string, r *rawApp) *App {
 		Check:   b.check(p.child("check"), r.check),
 		Rollout: b.rollout(p.child("rollout"), r.rollout),
 		Timeout: b.duration(p.child("timeout"), r.Timeout, timeMinutes(10), false),
+		Env:     b.env(p.child("env"), r.env, r.envSet),
 	}
 	if !r.Hosts.set {
 		b.ps.add(p.child("hosts"), "is required")
@@ -34,8 +35,21 @@ func (b *builder) app(inv *Inventory, name string, r *rawApp) *App {
 		b.imageApp(inv, p, r, a)
 	} else {
 		b.sourceApp(p, r, a)
+		if a.Env != nil && !underShared(a.Shared, a.Env.File) {
+			a.Shared = append(a.Shared, a.Env.File) // linked into every release like any shared file
+		}
 	}
 	return a
+}
+
+// underShared reports whether file is one of the shared entries or lies inside one.
+func underShared(shared []string, file string) bool {
+	for _, s := range shared {
+		if file == s || strings.HasPrefix(file, s+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // sourceApp fills in the fields of an app shipped as a source tree.

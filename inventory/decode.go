@@ -34,6 +34,7 @@ type (
 		Schedules  toml.Primitive `toml:"schedules"`
 		Serve      toml.Primitive `toml:"serve"`
 		Triggers   toml.Primitive `toml:"triggers"`
+		Notify     toml.Primitive `toml:"notify"`
 	}
 	rawDefaults struct {
 		User           rawValue `toml:"user"`
@@ -78,12 +79,27 @@ type (
 		Check        toml.Primitive `toml:"check"`
 		Rollout      toml.Primitive `toml:"rollout"`
 		Prune        toml.Primitive `toml:"prune"`
+		Env          toml.Primitive `toml:"env"`
 
 		hooks      rawHooks
 		supervisor rawSupervisor
 		check      rawCheck
 		rollout    rawRollout
 		prune      rawPrune
+		env        rawEnv
+		envSet     bool
+	}
+	rawEnv struct {
+		File      rawValue `toml:"file"`
+		Values    rawValue `toml:"values"`
+		SecretEnv rawValue `toml:"secret_env"`
+	}
+	rawNotify struct {
+		Command         rawValue `toml:"command"`
+		URL             rawValue `toml:"url"`
+		SecretEnv       rawValue `toml:"secret_env"`
+		SlackWebhookEnv rawValue `toml:"slack_webhook_env"`
+		On              rawValue `toml:"on"`
 	}
 	rawHooks struct {
 		BeforeSwitch rawValue `toml:"before_switch"`
@@ -128,6 +144,7 @@ type rawInventory struct {
 	schedules  []*rawSchedule
 	serve      *rawServe
 	triggers   []*rawTrigger
+	notify     []*rawNotify
 	index      *keyIndex
 }
 
@@ -175,11 +192,13 @@ func decode(file string, data []byte) (*rawInventory, *keyIndex, error) {
 			d.table(a.Check, append(k[:2:2], "check"), &a.check)
 			d.table(a.Rollout, append(k[:2:2], "rollout"), &a.rollout)
 			d.table(a.Prune, append(k[:2:2], "prune"), &a.prune)
+			a.envSet = d.table(a.Env, append(k[:2:2], "env"), &a.env)
 			raw.apps[name] = a
 		}
 	}
 	raw.schedules = decodeArray[rawSchedule](d, top.Schedules, "schedules")
 	raw.serve, raw.triggers = d.serve(top.Serve, top.Triggers)
+	raw.notify = decodeArray[rawNotify](d, top.Notify, "notify")
 	if err := d.ps.first(); err != nil {
 		return nil, nil, err
 	}
@@ -268,7 +287,7 @@ func (d *decoder) unknownKey(file string, ix *keyIndex) error {
 		s := k.String()
 		n := seen[s]
 		seen[s]++
-		if !undecoded[s] && lowerFields(k) {
+		if !undecoded[s] && lowerFields(k) || envValueKey(k) {
 			continue
 		}
 		e := &Error{File: file, Key: s, Msg: "unknown key"}
@@ -278,6 +297,12 @@ func (d *decoder) unknownKey(file string, ix *keyIndex) error {
 		return e
 	}
 	return nil
+}
+
+// envValueKey reports whether k is a key inside an app's env.values table: those are the user's variable
+// names, decoded with the table as one value.
+func envValueKey(k toml.Key) bool {
+	return len(k) == 5 && k[0] == "apps" && k[2] == "env" && k[3] == "values"
 }
 
 // lowerFields reports whether the parts of k that name fields, as opposed

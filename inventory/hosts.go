@@ -48,6 +48,9 @@ func (b *builder) build() *Inventory {
 			inv.Schedules = append(inv.Schedules, sc)
 		}
 	}
+	for i, n := range b.raw.notify {
+		inv.Notify = append(inv.Notify, b.notify(i, n))
+	}
 	b.serveAndTriggers(inv)
 	return inv
 }

@@ -29,6 +29,8 @@ type Inventory struct {
 	Serve *Serve `json:"serve,omitempty"`
 	// Triggers in file order: the webhooks `skiff serve` takes.
 	Triggers []*Trigger `json:"triggers,omitempty"`
+	// Notify are the [[notify]] entries in file order.
+	Notify []*Notify `json:"notify,omitempty"`
 }
 
 // Defaults holds the [defaults] table: connection settings every host
@@ -124,6 +126,8 @@ type App struct {
 	// KeepImages is how many images to keep, 3 unless set, at least 1.
 	KeepImages int   `json:"keep_images,omitempty"`
 	Prune      Prune `json:"prune"`
+	// Env is the app's environment file, nil when it has none.
+	Env *EnvFile `json:"env,omitempty"`
 	// Timeout bounds one deploy or rollback on one host, 10m unless set. A
 	// lock older than this is reported as stale.
 	Timeout Duration `json:"timeout"`

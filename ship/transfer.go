@@ -35,6 +35,8 @@ type ShipOptions struct {
 	Plan func(op string, path string)
 	// Cloned says the release directory was already made from base with CloneReleaseCommand.
 	Cloned bool
+	// Progress, when not nil, counts the files and bytes sent as they go, for live displays.
+	Progress *Counter
 }
 
 // The operations a dry run reports through ShipOptions.Plan, in the order Ship performs them.
@@ -131,7 +133,14 @@ func Ship(ctx context.Context, c release.Conn, localRoot string, m *Manifest, la
 		return stats, nil
 	}
 	s := &shipper{c: c, localRoot: localRoot, layout: layout, id: id, token: release.NewToken(), stats: stats,
-		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, cloned: opts.Cloned, stamps: stamps, deferred: deferred}
+		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, cloned: opts.Cloned, stamps: stamps, deferred: deferred,
+		progress: opts.Progress}
+	if s.progress == nil {
+		s.progress = NewCounter()
+	}
+	files, bytes := p.uploadTotals()
+	s.progress.filesTotal.Store(files)
+	s.progress.bytesTotal.Store(bytes)
 	if s.concurrency <= 0 {
 		s.concurrency = DefaultConcurrency
 	}
@@ -156,6 +165,7 @@ type shipper struct {
 	stamps      map[string]fileStamp // from Scan: files that still match are sent without hashing them again
 	deferred    *deferredHashes      // files hashed while they are sent (ScanDeferred); nil when there are none
 	settled     settledHashes        // their hashes
+	progress    *Counter
 }
 
 // run does the work on the target. The manifest is written to a temporary name while the release is being

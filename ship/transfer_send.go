@@ -170,6 +170,7 @@ func (s *shipper) addToTar(ctx context.Context, tw *tar.Writer, e Entry, buf []b
 func (s *shipper) sent(r *sendReader) {
 	atomic.AddInt64(&s.stats.Files, 1)
 	atomic.AddInt64(&s.stats.Bytes, r.e.Size)
+	s.progress.files.Add(1)
 	switch {
 	case r.deferred:
 		s.settled.put(r.e.Path, r.sum)
@@ -194,10 +195,11 @@ type sendReader struct {
 	// what the scan saw, which must still hold at the end, and sum the hash once check has passed.
 	deferred bool
 	sum      string
+	progress *Counter // counts the bytes read, for live displays
 }
 
 func (s *shipper) newSendReader(ctx context.Context, r *os.File, e Entry) *sendReader {
-	sr := &sendReader{ctx: ctx, r: r, e: e}
+	sr := &sendReader{ctx: ctx, r: r, e: e, progress: s.progress}
 	if s.deferred.pending(e) {
 		sr.hash, sr.stamp, sr.deferred = sha256.New(), s.deferred.stamp(e.Path), true
 	} else if st, ok := s.stamps[e.Path]; ok && st.size == e.Size && sameStamp(r, st) {
@@ -237,6 +239,7 @@ func (s *sendReader) Read(p []byte) (int, error) {
 		s.hash.Write(p[:k])
 	}
 	s.n += int64(k)
+	s.progress.addBytes(int64(k))
 	if errors.Is(err, io.EOF) {
 		if s.n < s.e.Size {
 			return k, s.changed()

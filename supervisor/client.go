@@ -54,6 +54,9 @@ type Options struct {
 	// allows: a supervisord that accepts and never answers fails the call.
 	// Zero means DefaultCallTimeout.
 	CallTimeout time.Duration
+	// DetachLogTail keeps a StartError's log tail in its LogTail field only, out of its message, for
+	// callers that show the lines on their own.
+	DetachLogTail bool
 }
 
 // DefaultCallTimeout bounds one XML-RPC call when Options.CallTimeout is zero.
@@ -80,6 +83,7 @@ type Client struct {
 	password  string
 	poll      time.Duration
 	timeout   time.Duration
+	detach    bool // Options.DetachLogTail
 	transport *http.Transport
 	http      *http.Client
 }
@@ -100,7 +104,7 @@ func New(d Dialer, rawURL string, opts Options) (*Client, error) {
 		}
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
-	c := &Client{username: opts.Username, password: opts.Password, poll: opts.PollInterval, url: a.URL, endpoint: a.Endpoint}
+	c := &Client{username: opts.Username, password: opts.Password, poll: opts.PollInterval, url: a.URL, endpoint: a.Endpoint, detach: opts.DetachLogTail}
 	if c.poll <= 0 {
 		c.poll = DefaultPollInterval
 	}

@@ -32,6 +32,8 @@ type StartError struct {
 	SpawnErr   string
 	ExitStatus int // meaningful only in state EXITED
 	LogTail    string
+	// detached keeps LogTail out of Error (Options.DetachLogTail).
+	detached bool
 	// Err is the underlying cause: a Fault such as SPAWN_ERROR, or the
 	// observation that the process left STARTING for another state.
 	Err error
@@ -51,7 +53,7 @@ func (e *StartError) Error() string {
 	if e.SpawnErr != "" {
 		fmt.Fprintf(&b, "; spawnerr %q", e.SpawnErr)
 	}
-	if e.LogTail != "" {
+	if e.LogTail != "" && !e.detached {
 		fmt.Fprintf(&b, "\nlast lines of its log:\n%s", e.LogTail)
 	}
 	return b.String()
@@ -249,7 +251,7 @@ func (c *Client) waitWhile(ctx context.Context, name, what string, quick bool, s
 // startFailure builds a StartError for name, filling in its state and log
 // tail on a best-effort basis: failing to fetch them must not hide cause.
 func (c *Client) startFailure(ctx context.Context, name string, cause error) error {
-	e := &StartError{Name: name, Err: cause}
+	e := &StartError{Name: name, Err: cause, detached: c.detach}
 	var raw rawProcessInfo
 	if err := c.call(ctx, &raw, "supervisor.getProcessInfo", name); err != nil {
 		return e

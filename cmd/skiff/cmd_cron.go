@@ -52,7 +52,7 @@ func newCronCommand(signals signalFunc) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "list", Usage: "print the next run of each schedule and exit"},
 			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Minute, EnvVars: []string{"SKIFF_STOP_TIMEOUT"},
-				Usage: "on SIGTERM or SIGINT, how long running jobs may take before they are cancelled"},
+				Usage: "on SIGTERM or SIGINT, how long (`DURATION`) running jobs may take before they are cancelled"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -153,9 +153,16 @@ func (j *cronJobs) run(ctx context.Context, _ *inventory.Inventory, s *inventory
 			logf("%s", ev.Text)
 		}
 	}
-	e := newEngine(inv, j.g, events, logf)
+	cfg := engineConfig(inv, j.g, events, logf)
+	e := fleet.New(cfg)
 	defer e.Close()
-	return jobError(runSchedule(ctx, e, inv, s))
+	started := time.Now()
+	rep, err := runSchedule(ctx, e, inv, s)
+	if err == nil {
+		warn := func(format string, args ...any) { j.log.notice("warning", fmt.Sprintf(format, args...), nil) }
+		notifyReport(ctx, inv, reportOf(rep, j.g.dryRun), cfg.Who, s.Name, started, warn)
+	}
+	return jobError(rep, err)
 }
 
 // runSchedule sends the request of schedule s to the engine. A check of an app with no hosts of its own

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/skiffdeploy/skiff/deploy"
 	"github.com/skiffdeploy/skiff/fleet"
 )
 
@@ -20,6 +23,7 @@ type (
 // report is the one JSON object `--json` prints.
 type report struct {
 	Command  string        `json:"command"`
+	App      string        `json:"-"`
 	OK       bool          `json:"ok"`
 	ExitCode int           `json:"exit_code"`
 	DryRun   bool          `json:"dry_run,omitempty"` // nothing was changed: releases "after" are what would be live
@@ -43,6 +47,21 @@ type printer struct {
 	dryRun bool
 	width  int
 	view   view
+	// onReport, when set, receives the report of a finished command after it is printed (notifications).
+	onReport func(report)
+	// progressMode and progressRows say how progress is shown (see progressMode); progress is the display,
+	// started by the first progress event; live is where lines go while it draws on the terminal.
+	progressMode string
+	progressRows int
+	progress     progressView
+	progressOnce sync.Once
+	stopOnce     sync.Once
+	live         io.Writer
+	// progressTo is where plain progress lines go (stdout, or stderr with --json).
+	progressTo io.Writer
+	// logLines: `skiff logs`, whose lines are JSON lines with --json; with follow, a host that fails is
+	// reported as it fails.
+	logLines, follow bool
 }
 
 func newPrinter(out, err io.Writer, asJSON, dryRun bool) *printer {
@@ -66,8 +85,20 @@ func (p *printer) event(ev fleet.Event) {
 			p.logf("%s", ev.Text)
 		}
 	case fleet.EventLine:
+		if p.logLines && p.json {
+			p.jsonLine(struct {
+				Host string `json:"host"`
+				Line string `json:"line"`
+			}{ev.Host, ev.Text})
+			return
+		}
 		p.line(ev.Host, ev.Stream, ev.Text)
+	case fleet.EventProgress:
+		p.progressEvent(*ev.Progress)
 	case fleet.EventDone:
+		if p.logLines && p.follow && ev.Result.Err != nil && !errors.Is(ev.Result.Err, context.Canceled) {
+			p.logf("skiff: %s: logs: %s (still following the other hosts)", ev.Host, oneLine(ev.Result.Error))
+		}
 		p.mu.Lock()
 		details := p.view.details
 		p.mu.Unlock()
@@ -101,14 +132,62 @@ func (p *printer) line(host, stream, text string) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.out, "%-*s %s %s\n", p.width, host, sep, text)
+	fmt.Fprintf(p.lineWriter(p.out), "%-*s %s %s\n", p.width, host, sep, text)
+}
+
+// lineWriter is w, or the live progress display while it draws (its lines scroll above the display).
+func (p *printer) lineWriter(w io.Writer) io.Writer {
+	if p.live != nil {
+		return p.live
+	}
+	return w
+}
+
+// progressEvent shows one progress event, starting the display with the first one (commands that report
+// none never start it).
+func (p *printer) progressEvent(e deploy.Progress) {
+	if p.progressMode == "none" || p.progressMode == "" {
+		return
+	}
+	p.progressOnce.Do(func() {
+		v := newProgressView(p.progressMode, p.progressRows, p)
+		p.mu.Lock()
+		p.progress = v
+		if lv, ok := v.(*liveProgress); ok {
+			p.live = lv.bars // lines scroll above the display from now on
+		}
+		p.mu.Unlock()
+	})
+	p.mu.Lock()
+	v := p.progress
+	p.mu.Unlock()
+	if v != nil {
+		v.event(e)
+	}
+}
+
+// progressLine prints one plain progress line of a host.
+func (p *printer) progressLine(host, text string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.progressTo, "%-*s > %s\n", p.width, host, text)
+}
+
+// stopProgress ends the progress display, once; results are printed after it.
+func (p *printer) stopProgress() {
+	p.mu.Lock()
+	v := p.progress
+	p.mu.Unlock()
+	if v != nil {
+		p.stopOnce.Do(v.stop)
+	}
 }
 
 // logf prints a diagnostic line to stderr (verbose mode and warnings).
 func (p *printer) logf(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.err, format+"\n", args...)
+	fmt.Fprintf(p.lineWriter(p.err), format+"\n", args...)
 }
 
 // finish prints the per-host results of a request and returns the error that decides the exit code: err
@@ -118,8 +197,12 @@ func (p *printer) finish(rep *fleet.Report, err error) error {
 		return err
 	}
 	errs := rep.Errs()
-	code := hostsExitCode(errs)
-	r := report{Command: rep.Command, OK: code == exitOK, ExitCode: code, DryRun: p.dryRun, Hosts: rep.Hosts}
+	r := reportOf(rep, p.dryRun)
+	code := r.ExitCode
+	p.stopProgress()
+	if p.onReport != nil {
+		defer p.onReport(r)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.json {
@@ -141,6 +224,12 @@ func (p *printer) finish(rep *fleet.Report, err error) error {
 			}
 			failed++
 			fmt.Fprintf(p.out, "%-*s   FAILED %s\n", p.width, h.Host, oneLine(h.Error))
+			if h.Outcome != nil && len(h.LogTail) > 0 {
+				fmt.Fprintf(p.out, "%-*s          last %d line(s) of the app's log:\n", p.width, "", len(h.LogTail))
+				for _, l := range h.LogTail {
+					fmt.Fprintf(p.out, "%-*s          | %s\n", p.width, "", l)
+				}
+			}
 		}
 		dry := ""
 		if p.dryRun {
@@ -151,13 +240,7 @@ func (p *printer) finish(rep *fleet.Report, err error) error {
 	if code == exitOK {
 		return nil
 	}
-	var failed []error
-	for _, e := range errs {
-		if e != nil {
-			failed = append(failed, e)
-		}
-	}
-	return &reportedError{code: code, errs: failed}
+	return &reportedError{code: code, errs: nonNil(errs)}
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
@@ -177,3 +260,30 @@ func lastN[T any](s []T, n int) []T {
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// reportOf is the report --json prints for the engine's report of a request.
+func reportOf(rep *fleet.Report, dryRun bool) report {
+	code := hostsExitCode(rep.Errs())
+	return report{Command: rep.Command, App: rep.App, OK: code == exitOK, ExitCode: code, DryRun: dryRun, Hosts: rep.Hosts}
+}
+
+func nonNil(errs []error) []error {
+	var out []error
+	for _, e := range errs {
+		if e != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// jsonLine writes v as one line of JSON to stdout.
+func (p *printer) jsonLine(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, "%s\n", b)
+}

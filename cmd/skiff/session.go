@@ -6,6 +6,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/skiffdeploy/skiff/fleet"
 	"github.com/skiffdeploy/skiff/inventory"
@@ -15,11 +16,13 @@ import (
 // session is what every command that talks to hosts shares: the inventory, the fleet engine (so one
 // connection per host for the whole run), the printer and the global options.
 type session struct {
-	inv    *inventory.Inventory
-	engine *fleet.Engine
-	out    *printer
-	dryRun bool
-	hosts  fleet.Selection
+	inv     *inventory.Inventory
+	engine  *fleet.Engine
+	out     *printer
+	dryRun  bool
+	hosts   fleet.Selection
+	who     fleet.Who
+	started time.Time
 }
 
 // loadInventory reads the inventory named by -i and fills in the defaults that depend on the local machine.
@@ -53,13 +56,14 @@ type globals struct {
 	dryRun        bool
 	verbose       bool
 	acceptNew     bool
+	progress      string
 }
 
 func globalsOf(c *cli.Context) globals {
 	return globals{
 		inventory: c.String("inventory"), hosts: splitList(c.String("hosts")), parallel: c.Int("parallel"),
 		maxHandshakes: c.Int("max-handshakes"), json: c.Bool("json"), dryRun: c.Bool("dry-run"),
-		verbose: c.Bool("verbose"), acceptNew: c.Bool("accept-new-host-keys"),
+		verbose: c.Bool("verbose"), acceptNew: c.Bool("accept-new-host-keys"), progress: c.String("progress"),
 	}
 }
 
@@ -74,16 +78,23 @@ func newSession(c *cli.Context) (*session, error) {
 		return nil, err
 	}
 	out := newPrinter(c.App.Writer, c.App.ErrWriter, g.json, g.dryRun)
-	return &session{inv: inv, engine: newEngine(inv, g, out.event, out.logf), out: out, dryRun: g.dryRun, hosts: g.hosts}, nil
+	mode, rows, err := progressMode(g.progress, c.App.Writer, g.json)
+	if err != nil {
+		return nil, err
+	}
+	out.progressMode, out.progressRows, out.progressTo = mode, rows, c.App.Writer
+	if g.json {
+		out.progressTo = c.App.ErrWriter
+	}
+	cfg := engineConfig(inv, g, out.event, out.logf)
+	s := &session{inv: inv, engine: fleet.New(cfg), out: out, dryRun: g.dryRun, hosts: g.hosts, who: cfg.Who, started: time.Now()}
+	out.onReport = func(r report) { notifyReport(c.Context, inv, r, s.who, "", s.started, out.logf) }
+	return s, nil
 }
 
-// newEngine starts a fleet engine for inv with the global options g. Secrets for CI come from the environment
-// only: SKIFF_SSH_KEY (a whole private key), SKIFF_SSH_PASSPHRASE and SKIFF_KNOWN_HOSTS.
-func newEngine(inv *inventory.Inventory, g globals, events func(fleet.Event), logf func(string, ...any)) *fleet.Engine {
-	return fleet.New(engineConfig(inv, g, events, logf))
-}
-
-// engineConfig is the fleet engine configuration newEngine uses; `skiff serve` changes who runs each job.
+// engineConfig is a fleet engine's configuration for inv with the global options g; `skiff serve` changes who
+// runs each job. Secrets for CI come from the environment only: SKIFF_SSH_KEY (a whole private key),
+// SKIFF_SSH_PASSPHRASE and SKIFF_KNOWN_HOSTS.
 func engineConfig(inv *inventory.Inventory, g globals, events func(fleet.Event), logf func(string, ...any)) fleet.Config {
 	cfg := fleet.Config{
 		Inventory: inv,
@@ -108,7 +119,10 @@ func engineConfig(inv *inventory.Inventory, g globals, events func(fleet.Event),
 	return cfg
 }
 
-func (s *session) close() { s.engine.Close() }
+func (s *session) close() {
+	s.out.stopProgress()
+	s.engine.Close()
+}
 
 func splitList(v string) []string {
 	var out []string
