@@ -65,7 +65,7 @@ func outcomeSummary(o *deploy.Outcome) string {
 // composeFlag picks the compose flavour on the hosts of an image app.
 func composeFlag() cli.Flag {
 	return &cli.StringFlag{Name: "compose", EnvVars: []string{"SKIFF_COMPOSE"}, Value: "auto",
-		Usage: "compose flavour on the hosts (image apps): auto, plugin (`docker compose`) or standalone (`docker-compose`)"}
+		Usage: "compose flavour `MODE` on the hosts (image apps): auto, plugin (docker compose) or standalone (docker-compose)"}
 }
 
 func deployCommand() *cli.Command {
@@ -74,10 +74,10 @@ func deployCommand() *cli.Command {
 		Usage:     "ship a new release of APP to its hosts and make it live",
 		ArgsUsage: "APP",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "source", EnvVars: []string{"SKIFF_SOURCE"}, Usage: "local `DIR` to ship (default: the app's source)"},
-			&cli.StringFlag{Name: "revision", EnvVars: []string{"SKIFF_REVISION"}, Usage: "revision recorded in history (default: git HEAD of the source)"},
-			&cli.StringFlag{Name: "tag", EnvVars: []string{"SKIFF_TAG"}, Usage: "image tag to deploy (image apps)"},
-			&cli.StringFlag{Name: "image", EnvVars: []string{"SKIFF_IMAGE"}, Usage: "full image reference to deploy (image apps)"},
+			&cli.StringFlag{Name: "source", EnvVars: []string{"SKIFF_SOURCE"}, Usage: "local `DIR` to ship", DefaultText: "the app's source"},
+			&cli.StringFlag{Name: "revision", EnvVars: []string{"SKIFF_REVISION"}, Usage: "`REV` recorded in history", DefaultText: "git HEAD of the source"},
+			&cli.StringFlag{Name: "tag", EnvVars: []string{"SKIFF_TAG"}, Usage: "image `TAG` to deploy (image apps)"},
+			&cli.StringFlag{Name: "image", EnvVars: []string{"SKIFF_IMAGE"}, Usage: "full image `REF` to deploy (image apps)"},
 			&cli.BoolFlag{Name: "only-failed", Usage: "deploy only to the hosts whose last run of APP failed"},
 			&cli.BoolFlag{Name: "rollback-fleet", Usage: "when the rollout stops, also roll back the hosts that succeeded in this run"},
 			composeFlag(),

@@ -28,9 +28,9 @@ func serveCommand() *cli.Command {
 			"from the variable [serve] token_env names), /metrics Prometheus metrics, /healthz a liveness check.\n" +
 			"Jobs are kept in the state file; on SIGTERM no new job starts and running ones get --stop-timeout.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "listen", EnvVars: []string{"SKIFF_SERVE_LISTEN"}, Usage: "`HOST:PORT` to listen on (default: [serve] listen)"},
-			&cli.StringFlag{Name: "state", EnvVars: []string{"SKIFF_SERVE_STATE"}, Usage: "job store `FILE` (default: [serve] state, else under the user state dir)"},
-			&cli.IntFlag{Name: "max-jobs", EnvVars: []string{"SKIFF_SERVE_MAX_JOBS"}, Usage: "jobs of different apps at once (default: [serve] max_jobs)"},
+			&cli.StringFlag{Name: "listen", EnvVars: []string{"SKIFF_SERVE_LISTEN"}, Usage: "`HOST:PORT` to listen on", DefaultText: "[serve] listen"},
+			&cli.StringFlag{Name: "state", EnvVars: []string{"SKIFF_SERVE_STATE"}, Usage: "job store `FILE`", DefaultText: "[serve] state, else under the user state dir"},
+			&cli.IntFlag{Name: "max-jobs", EnvVars: []string{"SKIFF_SERVE_MAX_JOBS"}, Usage: "`N` jobs of different apps at once", DefaultText: "[serve] max_jobs"},
 			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Minute, EnvVars: []string{"SKIFF_STOP_TIMEOUT"},
 				Usage: "on SIGTERM or SIGINT, how long running jobs may take before they are cancelled"},
 		},
