@@ -47,18 +47,19 @@ type Options struct {
 
 // Outcome is one host's result of a deploy or rollback.
 type Outcome struct {
-	Host       string        `json:"host"`
-	Before     string        `json:"release_before,omitempty"`
-	After      string        `json:"release_after,omitempty"`
-	RolledBack bool          `json:"rolled_back"`
-	Files      int64         `json:"files_sent"`
-	Bytes      int64         `json:"bytes_sent"`
-	Reused     int64         `json:"files_reused"`
-	Steps      []StepTiming  `json:"steps,omitempty"`
-	Restarted  []Restarted   `json:"restarted,omitempty"`
-	Image      *ImageChange  `json:"image,omitempty"` // image apps: the image live before and after
-	Duration   time.Duration `json:"-"`
-	Err        error         `json:"-"`
+	Host       string         `json:"host"`
+	Before     string         `json:"release_before,omitempty"`
+	After      string         `json:"release_after,omitempty"`
+	RolledBack bool           `json:"rolled_back"`
+	Files      int64          `json:"files_sent"`
+	Bytes      int64          `json:"bytes_sent"`
+	Reused     int64          `json:"files_reused"`
+	Steps      []StepTiming   `json:"steps,omitempty"`
+	Restarted  []Restarted    `json:"restarted,omitempty"`
+	Builds     []BuildOutcome `json:"builds,omitempty"` // source apps: each build linked, and whether it ran
+	Image      *ImageChange   `json:"image,omitempty"`  // image apps: the image live before and after
+	Duration   time.Duration  `json:"-"`
+	Err        error          `json:"-"`
 }
 
 // StepTiming is how long one step of a host's run took.

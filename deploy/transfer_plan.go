@@ -19,14 +19,15 @@ const defaultDirMode fs.FileMode = 0o755
 
 // shipPlan is everything Ship does on the target, worked out from the two manifests before anything is sent.
 type shipPlan struct {
-	base      string   // release the new one starts from, or ""
-	open      []string // base dirs lacking u+rwx, made accessible before work inside them; parents first
-	remove    []string // paths of the base to delete, none under another
-	modeCopy  []Entry  // files whose content is in the base and whose mode changes: copied, then chmod
-	mkdirs    []string // directories to create, parents first
-	links     []Entry  // symlinks to create
-	upload    []Entry  // files to send
-	chmodDirs []Entry  // directories whose mode is set once everything is in place, deepest first
+	base      string    // release the new one starts from, or ""
+	old       *Manifest // its manifest, nil without a base
+	open      []string  // base dirs lacking u+rwx, made accessible before work inside them; parents first
+	remove    []string  // paths of the base to delete, none under another
+	modeCopy  []Entry   // files whose content is in the base and whose mode changes: copied, then chmod
+	mkdirs    []string  // directories to create, parents first
+	links     []Entry   // symlinks to create
+	upload    []Entry   // files to send
+	chmodDirs []Entry   // directories whose mode is set once everything is in place, deepest first
 	reused    int64
 	removed   int64
 }
@@ -34,7 +35,7 @@ type shipPlan struct {
 // newShipPlan compares the base's manifest (nil without a base) with the new release's.
 func newShipPlan(old, m *Manifest, base string) *shipPlan {
 	ch := Diff(old, m)
-	p := &shipPlan{base: base, removed: int64(len(ch.Removed))}
+	p := &shipPlan{base: base, old: old, removed: int64(len(ch.Removed))}
 	var removals []string
 	chmods := make(map[string]Entry)
 	add := func(e Entry) {
@@ -85,6 +86,14 @@ func newShipPlan(old, m *Manifest, base string) *shipPlan {
 			}
 			p.open = append(p.open, o.Path)
 			if e, ok := m.Lookup(o.Path); ok && e.Type == TypeDir {
+				chmods[e.Path] = e
+			}
+		}
+	}
+	if base != "" {
+		// The clone makes the base's directories with mkdir, so every mode but the default is set again.
+		for _, e := range m.Entries {
+			if e.Type == TypeDir && e.Mode != defaultDirMode {
 				chmods[e.Path] = e
 			}
 		}
@@ -168,15 +177,15 @@ func (p *shipPlan) report(l Layout, id string, plan func(op, path string)) {
 }
 
 // prepareScript is the one shell script, sent on stdin to `sh -s` so that no list is bounded by the
-// command-line limit, that creates the release directory, fills it from the base with hard links, and makes
-// every change that needs no file content. Every name goes through remote.Quote.
-// With cloned, the release directory already is the base's copy (CloneReleaseCommand).
-func (p *shipPlan) prepareScript(l Layout, id, token string, detectTar, cloned bool) []byte {
+// command-line limit, that creates the release directory, fills it from the base's manifest, and makes every
+// change that needs no file content. Every name goes through remote.Quote.
+// With cloned, the release directory already is made from the base (CloneReleaseCommand).
+func (p *shipPlan) prepareScript(l Layout, id, token string, detectTar, cloned, copyFiles bool) []byte {
 	var b shipScript
 	b.line("set -e")
 	b.line("umask 022")
 	if !cloned {
-		b.clone(l, p.base, id)
+		b.clone(l, p.base, p.old, id, copyFiles)
 	}
 	b.line("cd %s", remote.Quote(l.Release(id)))
 	b.batch("chmod u+rwx --", p.open)
@@ -199,27 +208,53 @@ func (p *shipPlan) prepareScript(l Layout, id, token string, detectTar, cloned b
 	return b.Bytes()
 }
 
-// CloneReleaseCommand creates release id as hard links to base's files (a plain copy where the filesystem
-// refuses links), which is how Ship starts a release from its base. A deploy runs it while it still reads the
-// base's manifest and waits for its scan, then tells Ship (ShipOptions.Cloned). An empty base makes an empty
-// release directory.
-func CloneReleaseCommand(l Layout, base, id string) remote.Command {
+// CloneReleaseCommand creates release id from the entries of base's manifest, and nothing else of base: its
+// directories are made, its symlinks made again, and its files hard-linked (copyFiles false) or copied with
+// `cp --reflink=auto` (copyFiles true: copy-on-write where the filesystem has it). What hooks made in base,
+// hand edits that added files, and the shared links are not in the manifest, so they do not come along. Ship
+// starts a release this way; a deploy runs it while it waits for its scan, then tells Ship
+// (ShipOptions.Cloned). A nil baseManifest makes an empty release directory. A base file missing on the
+// target fails the command, naming it.
+func CloneReleaseCommand(l Layout, base string, baseManifest *Manifest, id string, copyFiles bool) remote.Command {
 	var b shipScript
 	b.line("set -e")
 	b.line("umask 022")
-	b.clone(l, base, id)
+	b.clone(l, base, baseManifest, id, copyFiles)
 	return remote.Command{Argv: []string{"sh", "-s"}, Stdin: bytes.NewReader(b.Bytes())}
 }
 
-// clone writes the lines that create release id from base (or empty), and the directories it lives in.
-func (s *shipScript) clone(l Layout, base, id string) {
+// clone writes the lines that create release id from the entries of base's manifest (or empty), and the
+// directories it lives in. Directories get their modes at the end of the ship (finishScript).
+func (s *shipScript) clone(l Layout, base string, old *Manifest, id string, copyFiles bool) {
 	s.line("mkdir -p -- %s %s", remote.Quote(l.Releases()), remote.Quote(l.Manifests()))
 	s.line("cd %s", remote.Quote(l.Releases()))
 	s.line("mkdir -- %s", remote.Quote(id))
-	if base != "" {
-		src, dst, rel := remote.Quote(base+"/."), remote.Quote(id+"/"), remote.Quote(id)
-		s.line("cp -al %s %s 2>/dev/null || { rm -rf -- %s; mkdir -- %s; cp -a %s %s; }", src, dst, rel, rel, src, dst)
+	if base == "" || old == nil {
+		return
 	}
+	var dirs, files []string
+	var links []Entry
+	for _, e := range old.Entries {
+		switch e.Type {
+		case TypeDir:
+			dirs = append(dirs, e.Path)
+		case TypeFile:
+			files = append(files, e.Path)
+		case TypeSymlink:
+			links = append(links, e)
+		}
+	}
+	s.line("cd %s", remote.Quote(id))
+	s.batch("mkdir -p --", dirs)
+	for _, e := range links {
+		s.line("ln -s -- %s %s", remote.Quote(e.Link), remote.Quote("./"+e.Path))
+	}
+	s.line("cd %s", remote.Quote(l.Release(base)))
+	cp := "cp -l"
+	if copyFiles {
+		cp = "cp -p --reflink=auto"
+	}
+	s.batch(fmt.Sprintf("%s --parents -t %s --", cp, remote.Quote(l.Release(id))), files)
 }
 
 // finishScript sets the modes of directories once nothing more is created in them, deepest first so that a

@@ -126,11 +126,11 @@ func TestShipPlan_PrepareScriptQuotesNames(t *testing.T) {
 	m := mustManifest(t, fileEntry("it's", "1", 0o755), Entry{Path: "$(id)", Type: TypeDir, Mode: 0o755},
 		Entry{Path: "l", Type: TypeSymlink, Mode: 0o777, Link: "-rf x"})
 	p := newShipPlan(old, m, "20260101T000000Z")
-	got := string(p.prepareScript(Layout{Path: "/srv/my app"}, "20260101T000100Z", "tok", false, false))
+	got := string(p.prepareScript(Layout{Path: "/srv/my app"}, "20260101T000100Z", "tok", false, false, false))
 	for _, want := range []string{
 		"mkdir -p -- '/srv/my app/releases' '/srv/my app/.skiff/manifests'\n",
-		"cp -al 20260101T000000Z/. 20260101T000100Z/ 2>/dev/null || { rm -rf -- 20260101T000100Z; " +
-			"mkdir -- 20260101T000100Z; cp -a 20260101T000000Z/. 20260101T000100Z/; }\n",
+		"cd '/srv/my app/releases/20260101T000000Z'\n",
+		`cp -l --parents -t '/srv/my app/releases/20260101T000100Z' -- ./-rf './it'\''s'` + "\n",
 		"rm -rf -- ./-rf\n",
 		`cp -p -- './it'\''s' './.it'\''s.skiff-tmp-tok'` + "\n",
 		`chmod 0755 -- './.it'\''s.skiff-tmp-tok'` + "\n",
@@ -148,8 +148,8 @@ func TestShipPlan_PrepareScriptOfAClonedRelease(t *testing.T) {
 	old := mustManifest(t, fileEntry("a", "1", 0o644), fileEntry("gone", "1", 0o644))
 	p := newShipPlan(old, mustManifest(t, fileEntry("a", "1", 0o644)), "20260101T000000Z")
 	l := Layout{Path: "/srv/app"}
-	got := string(p.prepareScript(l, "20260101T000100Z", "tok", false, true))
-	if strings.Contains(got, "cp -al") || strings.Contains(got, "mkdir -- 20260101T000100Z") {
+	got := string(p.prepareScript(l, "20260101T000100Z", "tok", false, true, false))
+	if strings.Contains(got, "cp -l") || strings.Contains(got, "mkdir -- 20260101T000100Z") {
 		t.Errorf("the script of a cloned release clones it again:\n%s", got)
 	}
 	for _, want := range []string{"cd /srv/app/releases/20260101T000100Z\n", "rm -rf -- ./gone\n"} {
@@ -157,9 +157,21 @@ func TestShipPlan_PrepareScriptOfAClonedRelease(t *testing.T) {
 			t.Errorf("prepare script lacks %q:\n%s", want, got)
 		}
 	}
-	clone, _ := io.ReadAll(CloneReleaseCommand(l, "20260101T000000Z", "20260101T000100Z").Stdin)
-	if !strings.Contains(string(clone), "cp -al 20260101T000000Z/. 20260101T000100Z/") {
-		t.Errorf("clone script does not clone:\n%s", clone)
+	tests := []struct {
+		name      string
+		copyFiles bool
+		want      string
+	}{
+		{"hard links", false, "cp -l --parents -t /srv/app/releases/20260101T000100Z -- ./a ./gone\n"},
+		{"copies", true, "cp -p --reflink=auto --parents -t /srv/app/releases/20260101T000100Z -- ./a ./gone\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clone, _ := io.ReadAll(CloneReleaseCommand(l, "20260101T000000Z", old, "20260101T000100Z", tc.copyFiles).Stdin)
+			if !strings.Contains(string(clone), tc.want) || strings.Contains(string(clone), "cp -a") {
+				t.Errorf("clone script does not take exactly the manifest's files (want %q):\n%s", tc.want, clone)
+			}
+		})
 	}
 }
 

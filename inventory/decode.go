@@ -76,12 +76,20 @@ type (
 		Check        toml.Primitive `toml:"check"`
 		Rollout      toml.Primitive `toml:"rollout"`
 		Prune        toml.Primitive `toml:"prune"`
+		Builds       toml.Primitive `toml:"builds"`
 
 		hooks      rawHooks
 		supervisor rawSupervisor
 		check      rawCheck
 		rollout    rawRollout
 		prune      rawPrune
+		builds     []*rawBuild
+	}
+	rawBuild struct {
+		Name   rawValue `toml:"name"`
+		Path   rawValue `toml:"path"`
+		Inputs rawValue `toml:"inputs"`
+		Run    rawValue `toml:"run"`
 	}
 	rawHooks struct {
 		BeforeSwitch rawValue `toml:"before_switch"`
@@ -171,6 +179,7 @@ func decode(file string, data []byte) (*rawInventory, *keyIndex, error) {
 			d.table(a.Check, append(k[:2:2], "check"), &a.check)
 			d.table(a.Rollout, append(k[:2:2], "rollout"), &a.rollout)
 			d.table(a.Prune, append(k[:2:2], "prune"), &a.prune)
+			a.builds = arrayOfTables[rawBuild](d, a.Builds, append(k[:2:2], "builds"))
 			raw.apps[name] = a
 		}
 	}
@@ -225,27 +234,32 @@ func (d *decoder) named(p toml.Primitive, key string) func(func(string, toml.Pri
 
 // schedules decodes the [[schedules]] array.
 func (d *decoder) schedules(p toml.Primitive) []*rawSchedule {
-	if !d.md.IsDefined("schedules") {
+	return arrayOfTables[rawSchedule](d, p, toml.Key{"schedules"})
+}
+
+// arrayOfTables decodes the array of tables ([[key]]) at key into one T per element.
+func arrayOfTables[T any](d *decoder, p toml.Primitive, key toml.Key) []*T {
+	if !d.md.IsDefined(key...) {
 		return nil
 	}
-	path := newPath("schedules")
-	if t := d.md.Type("schedules"); t != "ArrayHash" && t != "Array" {
-		d.ps.add(path, "must be an array of tables ([[schedules]]), not %s", metaTypeName(t))
+	path := newPath(key...)
+	if t := d.md.Type(key...); t != "ArrayHash" && t != "Array" {
+		d.ps.add(path, "must be an array of tables ([[%s]]), not %s", path, metaTypeName(t))
 		return nil
 	}
 	var elems []toml.Primitive
 	if err := d.md.PrimitiveDecode(p, &elems); err != nil {
-		d.ps.add(path, "must be an array of tables ([[schedules]])")
+		d.ps.add(path, "must be an array of tables ([[%s]])", path)
 		return nil
 	}
-	out := make([]*rawSchedule, 0, len(elems))
+	out := make([]*T, 0, len(elems))
 	for i, e := range elems {
-		s := &rawSchedule{}
-		if err := d.md.PrimitiveDecode(e, s); err != nil {
+		v := new(T)
+		if err := d.md.PrimitiveDecode(e, v); err != nil {
 			d.ps.add(path.elem(i), "must be a table")
 			continue
 		}
-		out = append(out, s)
+		out = append(out, v)
 	}
 	return out
 }

@@ -38,6 +38,8 @@ type releaseInfo struct {
 	Failed  bool   `json:"failed"`
 	// Incomplete marks a release directory without a manifest: the remains of an interrupted deploy.
 	Incomplete bool `json:"incomplete,omitempty"`
+	// Builds are the builds (source apps with [[apps.NAME.builds]]) the release links, with their keys.
+	Builds []deploy.ReleaseBuild `json:"builds,omitempty"`
 	// Image apps: the image of the release and whether it is still on the host.
 	Tag     string `json:"tag,omitempty"`
 	Image   string `json:"image,omitempty"`
@@ -74,7 +76,13 @@ func releasesCommand() *cli.Command {
 				}
 				failed := deploy.FailedIDs(hist)
 				for _, id := range ids {
-					r.Releases = append(r.Releases, releaseInfo{ID: id, Current: id == cur, Failed: failed[id], Incomplete: !complete[id]})
+					info := releaseInfo{ID: id, Current: id == cur, Failed: failed[id], Incomplete: !complete[id]}
+					if complete[id] {
+						if info.Builds, err = deploy.ReadReleaseBuilds(ctx, conn, l, id); err != nil {
+							return err
+						}
+					}
+					r.Releases = append(r.Releases, info)
 					mark := "  "
 					if id == cur {
 						mark = "* "
@@ -86,7 +94,7 @@ func releasesCommand() *cli.Command {
 					case failed[id]:
 						state = "  (failed)"
 					}
-					a.s.out.line(h.Name, "stdout", mark+id+state)
+					a.s.out.line(h.Name, "stdout", mark+id+state+buildsText(info.Builds))
 				}
 				r.History = hist
 				for _, e := range lastN(hist, 10) {
@@ -97,6 +105,18 @@ func releasesCommand() *cli.Command {
 			})
 		}),
 	}
+}
+
+// buildsText lists a release's builds for the text output of `skiff releases`.
+func buildsText(builds []deploy.ReleaseBuild) string {
+	if len(builds) == 0 {
+		return ""
+	}
+	refs := make([]string, len(builds))
+	for i, b := range builds {
+		refs[i] = b.Ref()
+	}
+	return "  builds: " + strings.Join(refs, " ")
 }
 
 func lastN[T any](s []T, n int) []T {
