@@ -148,35 +148,6 @@ func (r *hostRun) copiesFiles() bool {
 	return len(h.BeforeSwitch) > 0 || len(h.AfterSwitch) > 0 || len(r.app.Builds) > 0
 }
 
-// cloneResult is what cloneBase found: the base's manifest (nil when there is no base, or it has none), an
-// error that fails the deploy, or a clone that failed on the target (the deploy then sends every file).
-type cloneResult struct {
-	base          *Manifest
-	err, cloneErr error
-}
-
-// cloneBase reads the manifest of the live release prev and makes release id from it.
-func (r *hostRun) cloneBase(ctx context.Context, prev, id string, copyFiles bool) cloneResult {
-	if prev == "" {
-		return cloneResult{}
-	}
-	base, err := ReadManifest(ctx, r.c, r.l, prev)
-	if errors.Is(err, ErrNoManifest) {
-		// The live release has no manifest (an older tool's): every file is sent, into an empty release.
-		return cloneResult{}
-	}
-	if err != nil || r.opts.DryRun {
-		return cloneResult{base: base, err: err}
-	}
-	if _, err := r.c.Run(ctx, CloneReleaseCommand(r.l, prev, base, id, copyFiles)); err != nil {
-		if ctx.Err() != nil {
-			return cloneResult{err: fmt.Errorf("clone %s: %w", prev, err)}
-		}
-		return cloneResult{base: base, cloneErr: err}
-	}
-	return cloneResult{base: base}
-}
-
 // seedShared copies the shared entries that are regular files in the source tree (a .env) into shared/ on a
 // host that does not have them yet, so that the first one shipped becomes the persistent one; Scan leaves
 // shared entries out of the release, so SharedCommand alone would find nothing to seed from. What the host

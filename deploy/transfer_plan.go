@@ -215,12 +215,38 @@ func (p *shipPlan) prepareScript(l Layout, id, token string, detectTar, cloned, 
 // starts a release this way; a deploy runs it while it waits for its scan, then tells Ship
 // (ShipOptions.Cloned). A nil baseManifest makes an empty release directory. A base file missing on the
 // target fails the command, naming it.
+//
+// Copies are then given their manifest modes and hashed (sha256sum lines on stdout, see cloneBase): a hook
+// of base's may have rewritten or chmod-ed its own copy, which must not come along.
 func CloneReleaseCommand(l Layout, base string, baseManifest *Manifest, id string, copyFiles bool) remote.Command {
 	var b shipScript
 	b.line("set -e")
 	b.line("umask 022")
 	b.clone(l, base, baseManifest, id, copyFiles)
-	return remote.Command{Argv: []string{"sh", "-s"}, Stdin: bytes.NewReader(b.Bytes())}
+	if copyFiles && base != "" && baseManifest != nil {
+		b.line("cd %s", remote.Quote(l.Release(id)))
+		byMode := map[fs.FileMode][]string{}
+		var modes []fs.FileMode
+		for _, e := range baseManifest.Entries {
+			if e.Type == TypeFile {
+				if byMode[e.Mode] == nil {
+					modes = append(modes, e.Mode)
+				}
+				byMode[e.Mode] = append(byMode[e.Mode], e.Path)
+			}
+		}
+		for _, mode := range modes {
+			b.batch(fmt.Sprintf("chmod %04o --", uint32(mode)), byMode[mode])
+		}
+		b.line("%s", hashScript)
+	}
+	return shellScript(b.Bytes())
+}
+
+// shellScript runs a generated script as `sh -s`, on stdin, so that no list in it is bounded by the
+// command-line limit.
+func shellScript(text []byte) remote.Command {
+	return remote.Command{Argv: []string{"sh", "-s"}, Stdin: bytes.NewReader(text)}
 }
 
 // clone writes the lines that create release id from the entries of base's manifest (or empty), and the
