@@ -27,7 +27,7 @@ cd "$rel"
 exec 3<&0
 SKIFF_BUILD_DIR="$dir" SKIFF_APP="$app" SKIFF_RELEASE="$id" SKIFF_PATH="$base" setsid sh -c "$run" </dev/null 3<&- &
 pid=$!
-{ cat <&3; kill -TERM -- "-$pid"; sleep 2; kill -KILL -- "-$pid"; } >/dev/null 2>&1 &
+{ cat <&3; kill -TERM "-$pid"; sleep 2; kill -KILL "-$pid"; } >/dev/null 2>&1 &
 watch=$!
 exec 3<&-
 st=0
