@@ -230,3 +230,36 @@ func TestDeploySource_BadBuildChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestDeploySource_FailedBuildIsNeverLinked fails a build: the deploy fails before its switch naming the
+// build, nothing is marked complete, and the next deploy of the same key builds again.
+func TestDeploySource_FailedBuildIsNeverLinked(t *testing.T) {
+	t.Parallel()
+	f := newFlowApp(t, "failed-build")
+	ctx := context.Background()
+	first := f.options(t, flowTree(t, "one"))
+	if out := deploy.DeploySource(ctx, f.conn, f.app, f.host.Name, first); out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	// The build fails while the release's lib/b.txt says so; lib/b.txt is not an input, so the key stays.
+	f.app.Builds = []inventory.Build{{Name: "deps", Path: "deps", Inputs: []string{"VERSION"},
+		Run: `echo partial > "$SKIFF_BUILD_DIR/x"; ! grep -q fail lib/b.txt`}}
+	failing := flowTree(t, "two")
+	if err := os.WriteFile(filepath.Join(failing, "lib", "b.txt"), []byte("fail\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := deploy.DeploySource(ctx, f.conn, f.app, f.host.Name, f.options(t, failing))
+	if out.Err == nil || !strings.Contains(out.Err.Error(), "build[deps]") || out.After != first.ReleaseID {
+		t.Fatalf("deploy with a failing build: %+v, %v; want a failure of build[deps] with %s still live", out, out.Err, first.ReleaseID)
+	}
+	if m, _ := filepath.Glob(filepath.Join(f.app.Path, "builds", "*.complete")); len(m) != 0 {
+		t.Errorf("a failed build is marked complete: %v", m)
+	}
+	out = deploy.DeploySource(ctx, f.conn, f.app, f.host.Name, f.options(t, flowTree(t, "two")))
+	if out.Err != nil || len(out.Builds) != 1 || !out.Builds[0].Built {
+		t.Fatalf("deploy after the failed build: %+v, %v; want deps built again", out.Builds, out.Err)
+	}
+	if got, err := os.ReadFile(filepath.Join(f.app.Path, "current", "deps", "x")); err != nil || string(got) != "partial\n" {
+		t.Errorf("current/deps/x = %q, %v", got, err)
+	}
+}
