@@ -276,9 +276,9 @@ func (s *shipScript) clone(l Layout, base string, old *Manifest, id string, copy
 		s.line("ln -s -- %s %s", remote.Quote(e.Link), remote.Quote("./"+e.Path))
 	}
 	s.line("cd %s", remote.Quote(l.Release(base)))
-	cp := "cp -l"
+	cp := "cp -P -l"
 	if copyFiles {
-		cp = "cp -p --reflink=auto"
+		cp = "cp -P -p --reflink=auto"
 	}
 	s.batch(fmt.Sprintf("%s --parents -t %s --", cp, remote.Quote(l.Release(id))), files)
 }

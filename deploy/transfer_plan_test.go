@@ -130,7 +130,7 @@ func TestShipPlan_PrepareScriptQuotesNames(t *testing.T) {
 	for _, want := range []string{
 		"mkdir -p -- '/srv/my app/releases' '/srv/my app/.skiff/manifests'\n",
 		"cd '/srv/my app/releases/20260101T000000Z'\n",
-		`cp -l --parents -t '/srv/my app/releases/20260101T000100Z' -- ./-rf './it'\''s'` + "\n",
+		`cp -P -l --parents -t '/srv/my app/releases/20260101T000100Z' -- ./-rf './it'\''s'` + "\n",
 		"rm -rf -- ./-rf\n",
 		`cp -p -- './it'\''s' './.it'\''s.skiff-tmp-tok'` + "\n",
 		`chmod 0755 -- './.it'\''s.skiff-tmp-tok'` + "\n",
@@ -162,8 +162,8 @@ func TestShipPlan_PrepareScriptOfAClonedRelease(t *testing.T) {
 		copyFiles bool
 		want      string
 	}{
-		{"hard links", false, "cp -l --parents -t /srv/app/releases/20260101T000100Z -- ./a ./gone\n"},
-		{"copies", true, "cp -p --reflink=auto --parents -t /srv/app/releases/20260101T000100Z -- ./a ./gone\n"},
+		{"hard links", false, "cp -P -l --parents -t /srv/app/releases/20260101T000100Z -- ./a ./gone\n"},
+		{"copies", true, "cp -P -p --reflink=auto --parents -t /srv/app/releases/20260101T000100Z -- ./a ./gone\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
