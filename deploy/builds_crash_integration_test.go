@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/skiffdeploy/skiff/internal/testenv"
 )
 
 // TestDeploy_BuildKilledWithSkiff SIGKILLs skiff while a build runs: the build is stopped on the target with
@@ -21,12 +19,7 @@ func TestDeploy_BuildKilledWithSkiff(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a skiff binary and kills it; skipped with -short")
 	}
-	env := testenv.Shared(t)
-	h := env.Hosts[1]
-	bin := buildSkiff(t)
-	appPath := filepath.Join(h.Root, "srv", "killed-build")
-	env.MkdirOwned(t, filepath.Dir(appPath))
-	t.Cleanup(func() { os.RemoveAll(appPath) })
+	env, h, bin, appPath := binaryApp(t, "killed-build")
 	// The build sleeps as long as the release's SLOW file says; SLOW is not an input, so the key stays.
 	tag := fmt.Sprintf("skiff-killed-build-%d", time.Now().UnixNano())
 	inv := env.WriteInventory(t, fmt.Sprintf(`[apps.kb]
@@ -47,9 +40,7 @@ run = 'touch "$SKIFF_BUILD_DIR/started"; sleep "$(cat SLOW)"; touch "$SKIFF_BUIL
 	}
 	skiff := func(args ...string) *exec.Cmd {
 		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second))) // a release id of its own
-		cmd := exec.Command(bin, append([]string{"-i", inv}, args...)...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		return cmd
+		return killableSkiff(bin, inv, args...)
 	}
 	mustRun := func(args ...string) string {
 		t.Helper()
