@@ -110,12 +110,12 @@ type ReleaseBuild struct {
 func (b ReleaseBuild) Ref() string { return b.Name + "-" + b.Key }
 
 // encodeReleaseBuilds renders a release's build record: one "name key" line per build.
-func encodeReleaseBuilds(builds []PlannedBuild) []string {
-	lines := make([]string, len(builds))
-	for i, b := range builds {
-		lines[i] = b.Name + " " + b.Key
+func encodeReleaseBuilds(builds []PlannedBuild) string {
+	var b strings.Builder
+	for _, bd := range builds {
+		b.WriteString(bd.Name + " " + bd.Key + "\n")
 	}
-	return lines
+	return b.String()
 }
 
 // maxReleaseBuilds bounds a build record read back from a target.

@@ -56,12 +56,10 @@ type BuildOutcome struct {
 	Built bool   `json:"built"` // false: a complete build of that key was there and was linked
 }
 
-// makeBuilds links every build of release id, running those whose key the host has not built yet, and
-// records which builds the release links next to its manifest.
-func (r *hostRun) makeBuilds(ctx context.Context, id string, builds []PlannedBuild) error {
-	if len(builds) == 0 {
-		return nil
-	}
+// makeBuilds links every build of release id, running those whose key the host has not built yet. With
+// record, it then writes the release's build record (see Layout.ReleaseBuilds), even an empty one: its
+// presence says that commands of the app's ran in the release, so the next release is not hard-linked to it.
+func (r *hostRun) makeBuilds(ctx context.Context, id string, builds []PlannedBuild, record bool) error {
 	for _, b := range builds {
 		if r.opts.DryRun {
 			r.logf("would link build %s into %s, running it first unless the host has it", b.Ref(), b.Path)
@@ -72,8 +70,11 @@ func (r *hostRun) makeBuilds(ctx context.Context, id string, builds []PlannedBui
 			return err
 		}
 	}
-	return r.run(ctx, script(`set -e; f="$1"; shift; printf '%s\n' "$@" > "$f.tmp"; mv -f "$f.tmp" "$f"`,
-		append([]string{r.l.ReleaseBuilds(id)}, encodeReleaseBuilds(builds)...)...))
+	if !record || r.opts.DryRun {
+		return nil
+	}
+	return r.run(ctx, script(`set -e; printf '%s' "$2" > "$1.tmp"; mv -f "$1.tmp" "$1"`,
+		r.l.ReleaseBuilds(id), encodeReleaseBuilds(builds)))
 }
 
 // makeBuild links one build, running it first when the host has no complete build of its key.

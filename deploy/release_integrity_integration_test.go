@@ -108,3 +108,30 @@ func TestDeploySource_MissingBaseFileSendsEverything(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestDeploySource_HooksDroppedNoLinkToTheirWork deploys with a hook that appends to a shipped file, then
+// without hooks: the release made by hard links must not link the file the hook changed.
+func TestDeploySource_HooksDroppedNoLinkToTheirWork(t *testing.T) {
+	t.Parallel()
+	f := newFlowApp(t, "hooks-dropped")
+	f.app.Hooks.BeforeSwitch = []string{"echo appended >> lib/a.txt && echo made > made.txt"}
+	ctx := context.Background()
+	first := f.options(t, flowTree(t, "one"))
+	if out := deploy.DeploySource(ctx, f.conn, f.app, f.host.Name, first); out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	f.app.Hooks.BeforeSwitch = nil
+	for _, v := range []string{"two", "three"} {
+		o := f.options(t, flowTree(t, v))
+		if out := deploy.DeploySource(ctx, f.conn, f.app, f.host.Name, o); out.Err != nil {
+			t.Fatal(out.Err)
+		}
+		if err := deploy.Verify(ctx, f.conn, f.layout(), o.ReleaseID, o.Manifest); err != nil {
+			t.Errorf("release %s: %v", v, err)
+		}
+	}
+	rel := filepath.Join(f.app.Path, "releases", first.ReleaseID)
+	if got, err := os.ReadFile(filepath.Join(rel, "lib", "a.txt")); err != nil || string(got) != "a\nappended\n" {
+		t.Errorf("the first release changed: lib/a.txt = %q, %v", got, err)
+	}
+}

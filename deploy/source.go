@@ -133,7 +133,7 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 			return err
 		}
 	}
-	if err := r.makeBuilds(ctx, id, builds); err != nil {
+	if err := r.makeBuilds(ctx, id, builds, copyFiles); err != nil {
 		return err
 	}
 	return r.hooks(ctx, "before_switch", r.app.Hooks.BeforeSwitch, id, prev)

@@ -90,24 +90,10 @@ func newShipPlan(old, m *Manifest, base string) *shipPlan {
 			}
 		}
 	}
-	if base != "" {
-		// The clone makes the base's directories with mkdir, so every mode but the default is set again.
-		for _, e := range m.Entries {
-			if e.Type == TypeDir && e.Mode != defaultDirMode {
-				chmods[e.Path] = e
-			}
-		}
-	}
 	for _, e := range chmods {
 		p.chmodDirs = append(p.chmodDirs, e)
 	}
-	sort.Slice(p.chmodDirs, func(i, j int) bool {
-		di, dj := strings.Count(p.chmodDirs[i].Path, "/"), strings.Count(p.chmodDirs[j].Path, "/")
-		if di != dj {
-			return di > dj
-		}
-		return p.chmodDirs[i].Path < p.chmodDirs[j].Path
-	})
+	sortDeepestFirst(p.chmodDirs)
 	var files int64
 	for _, e := range m.Entries {
 		if e.Type == TypeFile {
@@ -179,13 +165,13 @@ func (p *shipPlan) report(l Layout, id string, plan func(op, path string)) {
 // prepareScript is the one shell script, sent on stdin to `sh -s` so that no list is bounded by the
 // command-line limit, that creates the release directory, fills it from the base's manifest, and makes every
 // change that needs no file content. Every name goes through remote.Quote.
-// With cloned, the release directory already is made from the base (CloneReleaseCommand).
+// With cloned, the release directory already is made from the base (see cloneBase).
 func (p *shipPlan) prepareScript(l Layout, id, token string, detectTar, cloned, copyFiles bool) []byte {
 	var b shipScript
 	b.line("set -e")
 	b.line("umask 022")
 	if !cloned {
-		b.clone(l, p.base, p.old, id, copyFiles)
+		b.clone(l, p.base, p.old, id, token, copyFiles)
 	}
 	b.line("cd %s", remote.Quote(l.Release(id)))
 	b.batch("chmod u+rwx --", p.open)
@@ -208,81 +194,6 @@ func (p *shipPlan) prepareScript(l Layout, id, token string, detectTar, cloned, 
 	return b.Bytes()
 }
 
-// CloneReleaseCommand creates release id from the entries of base's manifest, and nothing else of base: its
-// directories are made, its symlinks made again, and its files hard-linked (copyFiles false) or copied with
-// `cp --reflink=auto` (copyFiles true: copy-on-write where the filesystem has it). What hooks made in base,
-// hand edits that added files, and the shared links are not in the manifest, so they do not come along. Ship
-// starts a release this way; a deploy runs it while it waits for its scan, then tells Ship
-// (ShipOptions.Cloned). A nil baseManifest makes an empty release directory. A base file missing on the
-// target fails the command, naming it.
-//
-// Copies are then given their manifest modes and hashed (sha256sum lines on stdout, see cloneBase): a hook
-// of base's may have rewritten or chmod-ed its own copy, which must not come along.
-func CloneReleaseCommand(l Layout, base string, baseManifest *Manifest, id string, copyFiles bool) remote.Command {
-	var b shipScript
-	b.line("set -e")
-	b.line("umask 022")
-	b.clone(l, base, baseManifest, id, copyFiles)
-	if copyFiles && base != "" && baseManifest != nil {
-		b.line("cd %s", remote.Quote(l.Release(id)))
-		byMode := map[fs.FileMode][]string{}
-		var modes []fs.FileMode
-		for _, e := range baseManifest.Entries {
-			if e.Type == TypeFile {
-				if byMode[e.Mode] == nil {
-					modes = append(modes, e.Mode)
-				}
-				byMode[e.Mode] = append(byMode[e.Mode], e.Path)
-			}
-		}
-		for _, mode := range modes {
-			b.batch(fmt.Sprintf("chmod %04o --", uint32(mode)), byMode[mode])
-		}
-		b.line("%s", hashScript)
-	}
-	return shellScript(b.Bytes())
-}
-
-// shellScript runs a generated script as `sh -s`, on stdin, so that no list in it is bounded by the
-// command-line limit.
-func shellScript(text []byte) remote.Command {
-	return remote.Command{Argv: []string{"sh", "-s"}, Stdin: bytes.NewReader(text)}
-}
-
-// clone writes the lines that create release id from the entries of base's manifest (or empty), and the
-// directories it lives in. Directories get their modes at the end of the ship (finishScript).
-func (s *shipScript) clone(l Layout, base string, old *Manifest, id string, copyFiles bool) {
-	s.line("mkdir -p -- %s %s", remote.Quote(l.Releases()), remote.Quote(l.Manifests()))
-	s.line("cd %s", remote.Quote(l.Releases()))
-	s.line("mkdir -- %s", remote.Quote(id))
-	if base == "" || old == nil {
-		return
-	}
-	var dirs, files []string
-	var links []Entry
-	for _, e := range old.Entries {
-		switch e.Type {
-		case TypeDir:
-			dirs = append(dirs, e.Path)
-		case TypeFile:
-			files = append(files, e.Path)
-		case TypeSymlink:
-			links = append(links, e)
-		}
-	}
-	s.line("cd %s", remote.Quote(id))
-	s.batch("mkdir -p --", dirs)
-	for _, e := range links {
-		s.line("ln -s -- %s %s", remote.Quote(e.Link), remote.Quote("./"+e.Path))
-	}
-	s.line("cd %s", remote.Quote(l.Release(base)))
-	cp := "cp -P -l"
-	if copyFiles {
-		cp = "cp -P -p --reflink=auto"
-	}
-	s.batch(fmt.Sprintf("%s --parents -t %s --", cp, remote.Quote(l.Release(id))), files)
-}
-
 // finishScript sets the modes of directories once nothing more is created in them, deepest first so that a
 // parent losing its owner's search permission does not lock its children out. It is nil when there is none.
 func (p *shipPlan) finishScript(l Layout, id string) []byte {
@@ -292,15 +203,7 @@ func (p *shipPlan) finishScript(l Layout, id string) []byte {
 	var b shipScript
 	b.line("set -e")
 	b.line("cd %s", remote.Quote(l.Release(id)))
-	for i := 0; i < len(p.chmodDirs); {
-		j := i
-		var paths []string
-		for ; j < len(p.chmodDirs) && p.chmodDirs[j].Mode == p.chmodDirs[i].Mode; j++ {
-			paths = append(paths, p.chmodDirs[j].Path)
-		}
-		b.batch(fmt.Sprintf("chmod %04o --", uint32(p.chmodDirs[i].Mode)), paths)
-		i = j
-	}
+	b.chmods(p.chmodDirs)
 	return b.Bytes()
 }
 

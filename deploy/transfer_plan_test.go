@@ -129,8 +129,9 @@ func TestShipPlan_PrepareScriptQuotesNames(t *testing.T) {
 	got := string(p.prepareScript(Layout{Path: "/srv/my app"}, "20260101T000100Z", "tok", false, false, false))
 	for _, want := range []string{
 		"mkdir -p -- '/srv/my app/releases' '/srv/my app/.skiff/manifests'\n",
-		"cd '/srv/my app/releases/20260101T000000Z'\n",
-		`cp -P -l --parents -t '/srv/my app/releases/20260101T000100Z' -- ./-rf './it'\''s'` + "\n",
+		"cp -al 20260101T000000Z/. 20260101T000100Z/ 2>/dev/null || { rm -rf -- 20260101T000100Z; " +
+			"mkdir -- 20260101T000100Z; cp -a 20260101T000000Z/. 20260101T000100Z/; }\n",
+		`printf '%s\0' ./-rf './it'\''s'` + "\n",
 		"rm -rf -- ./-rf\n",
 		`cp -p -- './it'\''s' './.it'\''s.skiff-tmp-tok'` + "\n",
 		`chmod 0755 -- './.it'\''s.skiff-tmp-tok'` + "\n",
@@ -149,7 +150,7 @@ func TestShipPlan_PrepareScriptOfAClonedRelease(t *testing.T) {
 	p := newShipPlan(old, mustManifest(t, fileEntry("a", "1", 0o644)), "20260101T000000Z")
 	l := Layout{Path: "/srv/app"}
 	got := string(p.prepareScript(l, "20260101T000100Z", "tok", false, true, false))
-	if strings.Contains(got, "cp -l") || strings.Contains(got, "mkdir -- 20260101T000100Z") {
+	if strings.Contains(got, "cp -al") || strings.Contains(got, "mkdir -- 20260101T000100Z") {
 		t.Errorf("the script of a cloned release clones it again:\n%s", got)
 	}
 	for _, want := range []string{"cd /srv/app/releases/20260101T000100Z\n", "rm -rf -- ./gone\n"} {
@@ -157,19 +158,49 @@ func TestShipPlan_PrepareScriptOfAClonedRelease(t *testing.T) {
 			t.Errorf("prepare script lacks %q:\n%s", want, got)
 		}
 	}
+	clone, _ := io.ReadAll(CloneReleaseCommand(l, "20260101T000000Z", "20260101T000100Z").Stdin)
+	if !strings.Contains(string(clone), "cp -al 20260101T000000Z/. 20260101T000100Z/") {
+		t.Errorf("clone script does not clone:\n%s", clone)
+	}
+}
+
+func TestCloneScripts_TakeOnlyTheManifest(t *testing.T) {
+	old := mustManifest(t, fileEntry("a", "1", 0o644), fileEntry("x", "1", 0o600), Entry{Path: "d", Type: TypeDir, Mode: 0o750},
+		Entry{Path: "d/l", Type: TypeSymlink, Mode: 0o777, Link: "../a"})
+	l := Layout{Path: "/srv/app"}
 	tests := []struct {
-		name      string
-		copyFiles bool
-		want      string
+		name string
+		cmd  func() []byte
+		want []string
 	}{
-		{"hard links", false, "cp -P -l --parents -t /srv/app/releases/20260101T000100Z -- ./a ./gone\n"},
-		{"copies", true, "cp -P -p --reflink=auto --parents -t /srv/app/releases/20260101T000100Z -- ./a ./gone\n"},
+		{"trim a linked clone", func() []byte {
+			b, _ := io.ReadAll(TrimCloneCommand(l, old, "20260101T000100Z", "tok").Stdin)
+			return b
+		}, []string{
+			"cd /srv/app/releases/20260101T000100Z\n",
+			"want=/srv/app/releases/.skiff-want-tok\n",
+			`printf '%s\0' ./a ./d ./d/l ./x` + "\n",
+			`LC_ALL=C comm -z -23 "$found" "$want" | xargs -0 -r rm -rf --` + "\n",
+			"rm -f -- ./d/l\nln -s -- ../a ./d/l\n",
+			"chmod 0750 -- ./d\n",
+		}},
+		{"copies", func() []byte {
+			b, _ := io.ReadAll(CopyReleaseCommand(l, "20260101T000000Z", old, "20260101T000100Z").Stdin)
+			return b
+		}, []string{
+			"mkdir -p -- ./d\nln -s -- ../a ./d/l\n",
+			"cp -P -p --reflink=auto --parents -t /srv/app/releases/20260101T000100Z -- ./a ./x\n",
+			"chmod 0600 -- ./x\nchmod 0644 -- ./a\nchmod 0750 -- ./d\n",
+			hashScript + "\n",
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clone, _ := io.ReadAll(CloneReleaseCommand(l, "20260101T000000Z", old, "20260101T000100Z", tc.copyFiles).Stdin)
-			if !strings.Contains(string(clone), tc.want) || strings.Contains(string(clone), "cp -a") {
-				t.Errorf("clone script does not take exactly the manifest's files (want %q):\n%s", tc.want, clone)
+			got := string(tc.cmd())
+			for _, want := range tc.want {
+				if !strings.Contains(got, want) {
+					t.Errorf("script lacks %q:\n%s", want, got)
+				}
 			}
 		})
 	}
