@@ -15,23 +15,36 @@ import (
 // read back from the target, so it is validated before it is used anywhere. A current that exists and is not
 // a symlink (a directory left by another tool) is an error: skiff never switches over it.
 func ReadCurrent(ctx context.Context, c runner, l Layout) (string, error) {
-	res, err := c.Run(ctx, script(`if [ -L "$1" ]; then readlink "$1"; elif [ -e "$1" ]; then echo `+notALink+`; fi; exit 0`, l.Current()))
+	res, err := c.Run(ctx, script(readCurrentScript, l.Current()))
 	if err != nil {
 		return "", fmt.Errorf("read current: %w", err)
 	}
-	if len(res.Stdout) > maxCurrentLink {
-		return "", fmt.Errorf("read current: %s: the target answered %d bytes for one link", l.Current(), len(res.Stdout))
+	id, err := parseCurrent(l, res.Stdout)
+	if err != nil {
+		return "", fmt.Errorf("read current: %w", err)
 	}
-	target := strings.TrimSpace(string(res.Stdout))
+	return id, nil
+}
+
+// readCurrentScript prints where the symlink $1 points, notALink when it is something else, and nothing when
+// it does not exist.
+const readCurrentScript = `if [ -L "$1" ]; then readlink "$1"; elif [ -e "$1" ]; then echo ` + notALink + `; fi; exit 0`
+
+// parseCurrent validates what readCurrentScript printed and returns the release id current names.
+func parseCurrent(l Layout, out []byte) (string, error) {
+	if len(out) > maxCurrentLink {
+		return "", fmt.Errorf("%s: the target answered %d bytes for one link", l.Current(), len(out))
+	}
+	target := strings.TrimSpace(string(out))
 	switch target {
 	case "":
 		return "", nil
 	case notALink:
-		return "", fmt.Errorf("read current: %s is not a symlink (a directory or file left by another tool?); skiff will not replace it: move it away", l.Current())
+		return "", fmt.Errorf("%s is not a symlink (a directory or file left by another tool?); skiff will not replace it: move it away", l.Current())
 	}
 	id := path.Base(target)
 	if !ValidReleaseID(id) || (target != l.ReleaseLink(id) && target != l.Release(id)) {
-		return "", fmt.Errorf("read current: %s points to %q, which is not a skiff release", l.Current(), target)
+		return "", fmt.Errorf("%s points to %q, which is not a skiff release", l.Current(), target)
 	}
 	return id, nil
 }
@@ -110,10 +123,12 @@ fi
 [ -d "$1/$2" ] || { echo "release $2 is not there" >&2; exit 1; }
 tmp="$1/.current.skiff-tmp.$$"
 ln -sfn "$2" "$tmp"
-if ! mv -T -f "$tmp" "$cur"; then rm -f "$tmp"; echo "could not rename the new link over $cur (mv -T)" >&2; exit 1; fi`
+if ! mv -T -f "$tmp" "$cur"; then rm -f "$tmp"; echo "could not rename the new link over $cur (mv -T)" >&2; exit 1; fi
+set -- "$cur"
+` + readCurrentScript
 
-// SwitchCommand is the command that makes release id live. The caller proves the switch by reading current
-// back (see hostRun.switchTo).
+// SwitchCommand is the command that makes release id live. It then reads current back as ReadCurrent does,
+// so that the caller can prove the switch with parseCurrent (see hostRun.switchTo).
 func SwitchCommand(l Layout, id string) remote.Command {
 	return script(switchScript, l.Path, l.ReleaseLink(id))
 }

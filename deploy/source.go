@@ -240,10 +240,15 @@ func (r *hostRun) activate(ctx context.Context, id, prev string) error {
 // switchTo makes release id live and proves it by reading current back: a switch that did not take is an
 // error naming what current is, never a success.
 func (r *hostRun) switchTo(ctx context.Context, id string) error {
-	if err := r.run(ctx, SwitchCommand(r.l, id)); err != nil || r.opts.DryRun {
+	cmd := SwitchCommand(r.l, id)
+	if r.opts.DryRun {
+		return r.run(ctx, cmd)
+	}
+	res, err := r.c.Run(ctx, cmd)
+	if err != nil {
 		return err
 	}
-	got, err := ReadCurrent(ctx, r.c, r.l)
+	got, err := parseCurrent(r.l, res.Stdout)
 	if err != nil {
 		return fmt.Errorf("after the switch: %w", err)
 	}
