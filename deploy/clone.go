@@ -1,10 +1,12 @@
 package deploy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"sort"
 	"strings"
@@ -40,18 +42,26 @@ func (r *hostRun) cloneBase(ctx context.Context, prev, id string, copyFiles bool
 		}
 		return r.copyBase(ctx, prev, id, base)
 	}
-	type linkResult struct {
-		copyInstead bool
-		err         error
-	}
-	linked := make(chan linkResult, 1)
+	names, send := io.Pipe()
+	linked := make(chan error, 1)
+	var out []byte
 	go func() {
-		res, err := r.c.Run(ctx, CloneReleaseCommand(r.l, prev, id)) // its stderr comes back in err
-		linked <- linkResult{err == nil && string(res.Stdout) == ranInBase+"\n", err}
+		cmd := CloneReleaseCommand(r.l, prev, id, newShipToken())
+		cmd.Stdin = names
+		res, err := r.c.Run(ctx, cmd) // its stderr comes back in err
+		if res != nil {
+			out = res.Stdout
+		}
+		names.CloseWithError(errCloneDone) // a clone that stopped early takes no list
+		linked <- err
 	}()
 	base, err := ReadManifest(ctx, r.c, r.l, prev)
-	lr := <-linked
-	lerr := lr.err
+	if err == nil {
+		go func() { send.CloseWithError(writeCloneNames(send, base)) }()
+	} else {
+		send.Close() // no list: the clone is left as it is, and removed below
+	}
+	lerr := <-linked
 	switch {
 	case errors.Is(err, ErrNoManifest):
 		// An older tool's release: every file is sent, into an empty release.
@@ -63,13 +73,26 @@ func (r *hostRun) cloneBase(ctx context.Context, prev, id string, copyFiles bool
 		return cloneResult{err: err}
 	case lerr != nil:
 		return r.cloneFailed(ctx, base, prev, lerr)
-	case lr.copyInstead:
+	case string(out) == ranInBase+"\n":
 		return r.copyBase(ctx, prev, id, base)
 	}
-	if _, err := r.c.Run(ctx, TrimCloneCommand(r.l, base, id, newShipToken())); err != nil {
-		return r.cloneFailed(ctx, base, prev, err)
-	}
 	return cloneResult{base: base}
+}
+
+// errCloneDone ends the sending of a name list to a clone command that has finished.
+var errCloneDone = errors.New("clone command finished")
+
+// writeCloneNames writes the names CloneReleaseCommand keeps: ".", then "./" and every path of m,
+// NUL-terminated.
+func writeCloneNames(w io.Writer, m *Manifest) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteString(".\x00")
+	for _, e := range m.Entries {
+		bw.WriteString("./")
+		bw.WriteString(e.Path)
+		bw.WriteByte(0)
+	}
+	return bw.Flush()
 }
 
 // copyBase makes release id from copies of base's files (CopyReleaseCommand) and leaves out of base the
@@ -181,37 +204,48 @@ func firstFew(list []string, n int) string {
 	return strings.Join(list[:n], ", ") + fmt.Sprintf(" and %d more", len(list)-n)
 }
 
-// CloneReleaseCommand creates release id as hard links to everything in base (a plain copy where the
-// filesystem refuses links): the fast start of a release whose files are links, made while the base's
-// manifest is read and the scan finishes. TrimCloneCommand then cuts it down to the manifest. An empty base
-// makes an empty release directory.
-//
-// A base in which commands of the app's ran (it has a build record, see Layout.ReleaseBuilds) may hold files
-// they changed in place: the command then makes nothing and prints ranInBase, and the caller copies instead.
-func CloneReleaseCommand(l Layout, base, id string) remote.Command {
-	var b shipScript
-	b.line("set -e")
-	b.line("umask 022")
-	if base != "" {
-		b.line("if [ -e %s ]; then echo %s; exit 0; fi", remote.Quote(l.ReleaseBuilds(base)), ranInBase)
-	}
-	b.linkClone(l, base, id)
-	return shellScript(b.Bytes())
-}
-
-// ranInBase is what CloneReleaseCommand prints when it leaves the base to be copied.
+// ranInBase is what cloneScript prints when it leaves the base to be copied.
 const ranInBase = "skiff:commands-ran-in-base"
 
-// TrimCloneCommand makes a release cloned from base (CloneReleaseCommand) hold exactly what base's manifest
-// lists: everything else (what base's hooks made, files added by hand, the shared links) is deleted, on the
-// target, by comparing NUL-separated sorted name lists, so nothing is read back; the manifest's symlinks are
-// made again and its directories given their manifest modes. An entry of the manifest that base lacks fails
-// the command, naming it. token names the temporary lists.
-func TrimCloneCommand(l Layout, baseManifest *Manifest, id, token string) remote.Command {
-	var b shipScript
-	b.line("set -e")
-	b.trim(l, baseManifest, id, token)
-	return shellScript(b.Bytes())
+// cloneScript creates release $3 under releases/ ($1) as hard links to everything in release $2 (a plain copy
+// where the filesystem refuses links), then cuts it down to the names it reads on stdin (see trimLines),
+// so that the copy of a large tree starts while those names are still being read from the manifest. It reads
+// the names only after the copy, and with none (stdin closed at once) it leaves the copy as it is. A base
+// in which commands of the app's ran (it has a build record in $4, see Layout.ReleaseBuilds) may hold files
+// they changed in place: the script then makes nothing and prints ranInBase, and the caller copies instead.
+// $5 names the temporary lists.
+const cloneScript = `set -e
+rel="$1"; base="$2"; id="$3"; man="$4"; tok="$5"
+if [ -e "$man/$base` + releaseBuildsSuffix + `" ]; then echo ` + ranInBase + `; exit 0; fi
+umask 022
+mkdir -p "$rel" "$man"
+cd "$rel"
+mkdir "$id"
+cp -al "$base/." "$id/" 2>/dev/null || { rm -rf "$id"; mkdir "$id"; cp -a "$base/." "$id/"; }
+cd "$id"
+want="$rel/.skiff-want-$tok"; found="$rel/.skiff-found-$tok"
+trap 'rm -f "$want" "$found"' EXIT
+find . -print0 | LC_ALL=C sort -z > "$found" &
+lister=$!
+cat > "$want"
+wait "$lister"
+[ -s "$want" ] || exit 0
+` + trimLines
+
+// trimLines delete, from the current directory, every name that is not in the NUL-separated list in $want
+// (".", then "./path" of each manifest entry, in the manifest's bytewise order, which is the C locale's),
+// by comparing it on the target with the sorted list of what is there ($found): what base's hooks made,
+// files added by hand and shared links go, and nothing is read back. A name of the list that is missing, or
+// a list out of order, fails the script.
+const trimLines = `LC_ALL=C comm -z -23 --check-order "$found" "$want" | xargs -0 -r rm -rf --
+missing=$(LC_ALL=C comm -z -13 --check-order "$found" "$want" | head -z -n 3 | tr '\0' ' ')
+[ -z "$missing" ] || { echo "the base release lacks entries of its manifest: $missing" >&2; exit 1; }
+`
+
+// CloneReleaseCommand is cloneScript for release id from base; the caller sets Stdin to the names to keep
+// (writeCloneNames). token names the temporary lists.
+func CloneReleaseCommand(l Layout, base, id, token string) remote.Command {
+	return script(cloneScript, l.Releases(), base, id, l.Manifests(), token)
 }
 
 // CopyReleaseCommand creates release id from the entries of base's manifest, and nothing else: its
@@ -240,10 +274,12 @@ func (s *shipScript) clone(l Layout, base string, old *Manifest, id, token strin
 	}
 	s.linkClone(l, base, id)
 	s.trim(l, old, id, token)
+	s.line("trap - EXIT")
+	s.line(`rm -f -- "$want" "$found"`)
 }
 
 // linkClone writes the lines that create release id as hard links to all of base (or empty), and the
-// directories it lives in.
+// directories it lives in (cloneScript does the same for a deploy).
 func (s *shipScript) linkClone(l Layout, base, id string) {
 	s.line("mkdir -p -- %s %s", remote.Quote(l.Releases()), remote.Quote(l.Manifests()))
 	s.line("cd %s", remote.Quote(l.Releases()))
@@ -254,27 +290,33 @@ func (s *shipScript) linkClone(l Layout, base, id string) {
 	}
 }
 
-// trim writes the lines of TrimCloneCommand.
+// trim writes the lines that cut release id, cloned by linkClone, down to old (see trimLines).
 func (s *shipScript) trim(l Layout, old *Manifest, id, token string) {
 	s.line("cd %s", remote.Quote(l.Release(id)))
 	s.line("want=%s", remote.Quote(path.Join(l.Releases(), ".skiff-want-"+token)))
 	s.line("found=%s", remote.Quote(path.Join(l.Releases(), ".skiff-found-"+token)))
 	s.line(`trap 'rm -f -- "$want" "$found"' EXIT`)
-	var names []string
-	var links []string
+	names := make([]string, 0, len(old.Entries))
 	for _, e := range old.Entries {
 		names = append(names, e.Path)
+	}
+	s.line(`find . -print0 | LC_ALL=C sort -z > "$found"`)
+	s.line(`{ printf '.\0'`)
+	s.batch(`printf '%s\0'`, names)
+	s.line(`} > "$want"`)
+	s.WriteString(trimLines)
+}
+
+// relink writes the lines that make old's symlinks again and give its directories their manifest modes, in
+// a release cloned from it with hard links: a symlink or a directory mode of base may have been changed on
+// the target.
+func (s *shipScript) relink(old *Manifest) {
+	var links []string
+	for _, e := range old.Entries {
 		if e.Type == TypeSymlink {
 			links = append(links, e.Path)
 		}
 	}
-	s.line("{")
-	s.batch(`printf '%s\0'`, names)
-	s.line(`} | LC_ALL=C sort -z > "$want"`)
-	s.line(`find . -mindepth 1 -print0 | LC_ALL=C sort -z > "$found"`)
-	s.line(`LC_ALL=C comm -z -23 "$found" "$want" | xargs -0 -r rm -rf --`)
-	s.line(`missing=$(LC_ALL=C comm -z -13 "$found" "$want" | head -z -n 3 | tr '\0' ' ')`)
-	s.line(`[ -z "$missing" ] || { echo "the base release lacks entries of its manifest: $missing" >&2; exit 1; }`)
 	s.batch("rm -f --", links)
 	s.symlinks(old)
 	s.modes(old, TypeDir)

@@ -84,8 +84,8 @@ type ShipStats struct {
 // elsewhere.
 //
 // When base names a release whose manifest is baseManifest, the new release starts as what that manifest
-// lists of base, and nothing else: its files as hard links (CloneReleaseCommand, then TrimCloneCommand), or
-// as copies with ShipOptions.Copy (CopyReleaseCommand), and only the differences travel. The base release's inodes are never modified: a changed
+// lists of base, and nothing else: its files as hard links (see CloneReleaseCommand), or as copies with
+// ShipOptions.Copy (CopyReleaseCommand), and only the differences travel. The base release's inodes are never modified: a changed
 // file replaces its link (SFTP uploads go to a temporary name and are renamed over it; tar's -U unlinks it
 // first), and a mode-only change is copied on the target before chmod. With no base (or no baseManifest)
 // every file is sent.

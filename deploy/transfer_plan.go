@@ -174,6 +174,9 @@ func (p *shipPlan) prepareScript(l Layout, id, token string, detectTar, cloned, 
 		b.clone(l, p.base, p.old, id, token, copyFiles)
 	}
 	b.line("cd %s", remote.Quote(l.Release(id)))
+	if p.base != "" && !copyFiles {
+		b.relink(p.old)
+	}
 	b.batch("chmod u+rwx --", p.open)
 	b.batch("rm -rf --", p.remove)
 	for _, e := range p.modeCopy {
