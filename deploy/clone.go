@@ -23,11 +23,11 @@ type cloneResult struct {
 }
 
 // cloneBase reads the manifest of the live release prev and makes release id from it. Without copyFiles,
-// the release starts as hard links to all of prev, made while the manifest is read, then is cut down to
-// the manifest (TrimCloneCommand), unless commands of the app's ran in prev. With copyFiles, it gets copies of the manifest's files
-// (CopyReleaseCommand), hashed as they are made: a file whose copy is not what the manifest says (a hook or
-// a hand edit changed it in prev) is deleted from the new release and left out of the base, so that Ship
-// sends it again.
+// the release starts as hard links to all of prev, made while the manifest is read, and is then cut down to
+// the manifest's names (CloneReleaseCommand), unless commands of the app's ran in prev. With copyFiles, or
+// when they did, it gets copies of the manifest's files (CopyReleaseCommand), hashed as they are made: a file
+// whose copy is not what the manifest says (a hook or a hand edit changed it in prev) is deleted from the new
+// release and left out of the base, so that Ship sends it again.
 func (r *hostRun) cloneBase(ctx context.Context, prev, id string, copyFiles bool) cloneResult {
 	if prev == "" {
 		return cloneResult{}
