@@ -39,12 +39,7 @@ func TestDeploy_CrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: about a minute of deploys; skipped with -short")
 	}
-	env := testenv.Shared(t)
-	h := env.Hosts[1]
-	bin := testenv.SkiffBinary(t)
-	appPath := filepath.Join(h.Root, "srv", "crash")
-	env.MkdirOwned(t, filepath.Dir(appPath))
-	t.Cleanup(func() { os.RemoveAll(appPath) })
+	env, h, bin, appPath := binaryApp(t, "crash")
 	inv := env.WriteInventory(t, fmt.Sprintf(`[apps.crash]
 hosts = ["h2"]
 path = %q
@@ -68,9 +63,7 @@ hooks.after_switch = ["sleep 0.2"]
 			}
 			lastDeploy = time.Now()
 		}
-		cmd := exec.Command(bin, append([]string{"-i", inv}, args...)...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		return cmd
+		return killableSkiff(bin, inv, args...)
 	}
 	mustRun := func(args ...string) {
 		t.Helper()
@@ -162,6 +155,27 @@ hooks.after_switch = ["sleep 0.2"]
 	if err := ship.Verify(ctx, conn, layout, back, m); err != nil {
 		t.Fatalf("rollback after the crashes went to %s, which is not complete: %v", back, err)
 	}
+}
+
+// binaryApp prepares, for a test that runs (and kills) the real skiff binary, an app directory named name on
+// the shared host h2, removed when the test ends.
+func binaryApp(t *testing.T, name string) (env *testenv.Env, h *testenv.Host, bin, appPath string) {
+	t.Helper()
+	env = testenv.Shared(t)
+	h = env.Hosts[1]
+	bin = testenv.SkiffBinary(t)
+	appPath = filepath.Join(h.Root, "srv", name)
+	env.MkdirOwned(t, filepath.Dir(appPath))
+	t.Cleanup(func() { os.RemoveAll(appPath) })
+	return env, h, bin, appPath
+}
+
+// killableSkiff is a skiff command with inventory inv in a process group of its own, so that a test can
+// SIGKILL it with everything it started.
+func killableSkiff(bin, inv string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, append([]string{"-i", inv}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
 }
 
 // writeCrashTree writes generation gen of the crash test's tree: every file exists in every generation, and

@@ -52,17 +52,18 @@ type Options struct {
 
 // Outcome is one host's result of a deploy or rollback.
 type Outcome struct {
-	Host       string       `json:"host"`
-	Before     string       `json:"release_before,omitempty"`
-	After      string       `json:"release_after,omitempty"`
-	RolledBack bool         `json:"rolled_back"`
-	Files      int64        `json:"files_sent"`
-	Bytes      int64        `json:"bytes_sent"`
-	Reused     int64        `json:"files_reused"`
-	Steps      []StepTiming `json:"steps,omitempty"`
-	Restarted  []Restarted  `json:"restarted,omitempty"`
-	Image      *ImageChange `json:"image,omitempty"`       // image apps: the image live before and after
-	EnvWritten bool         `json:"env_written,omitempty"` // the app's environment file changed and was written
+	Host       string         `json:"host"`
+	Before     string         `json:"release_before,omitempty"`
+	After      string         `json:"release_after,omitempty"`
+	RolledBack bool           `json:"rolled_back"`
+	Files      int64          `json:"files_sent"`
+	Bytes      int64          `json:"bytes_sent"`
+	Reused     int64          `json:"files_reused"`
+	Steps      []StepTiming   `json:"steps,omitempty"`
+	Restarted  []Restarted    `json:"restarted,omitempty"`
+	Builds     []BuildOutcome `json:"builds,omitempty"`      // source apps: each build linked, and whether it ran
+	Image      *ImageChange   `json:"image,omitempty"`       // image apps: the image live before and after
+	EnvWritten bool           `json:"env_written,omitempty"` // the app's environment file changed and was written
 	// LogTail are the app's last log lines (at most 20) when its start or check failed on the host.
 	LogTail []string `json:"log_tail,omitempty"`
 	// Warnings are problems that did not fail the host: housekeeping after a passed check, skipped history lines.

@@ -85,6 +85,8 @@ type PruneReport struct {
 	Kept []KeptImage `json:"kept,omitempty"`
 	// Releases are the release directories of source apps removed.
 	Releases []PrunedRelease `json:"releases,omitempty"`
+	// Builds are the builds of source apps removed (ID is "<name>-<key>"): no kept release links them.
+	Builds []PrunedRelease `json:"builds,omitempty"`
 	// Snapshots are the compose file snapshots (<path>/.skiff/compose/<id>.yaml) of image apps removed.
 	Snapshots []PrunedRelease `json:"compose_snapshots,omitempty"`
 	// Bytes is the sum of the sizes of Images: the most disk space their removal frees, since images share
@@ -112,7 +114,7 @@ func (p *pruner) logf(format string, args ...any) {
 
 // Prune removes, on one host, what retention no longer needs: under the lock of every app it prunes (op
 // "prune"), the release directories of source apps beyond keep_releases and those a killed deploy left
-// incomplete (never the current or the previous one), and the images of image apps that no container uses,
+// incomplete (never the current or the previous one) and the builds no kept release links, and the images of image apps that no container uses,
 // that are not the image of the live release or of the keep_images releases before it of any image app on
 // the host, and that are older than the largest prune.min_age; dangling images go too. Images of other
 // repositories are left alone. A held lock fails the host with a *LockedError and keeps everything of that
@@ -275,18 +277,28 @@ func (p *pruner) pruneReleases(ctx context.Context, app *inventory.App) error {
 		return err
 	}
 	plan := PlanReleases(app.Name, ids, complete, cur, previousRelease(release.OnlyComplete(ids, complete), hist, cur), release.FailedIDs(hist), app.KeepReleases)
-	if len(plan) == 0 {
-		return nil
-	}
 	remove := make([]string, len(plan))
 	for i, r := range plan {
 		remove[i] = r.ID
 		p.logf("%s %s release %s (%s)", p.verb(), app.Name, r.ID, r.Reason)
 	}
-	if err := p.run(ctx, release.RemoveReleasesCommand(l, remove)); err != nil {
-		return fmt.Errorf("remove releases: %w", err)
+	if len(remove) > 0 {
+		if err := p.run(ctx, release.RemoveReleasesCommand(l, remove)); err != nil {
+			return fmt.Errorf("remove releases: %w", err)
+		}
+		p.rep.Releases = append(p.rep.Releases, plan...)
 	}
-	p.rep.Releases = append(p.rep.Releases, plan...)
+	unused, err := UnusedBuilds(ctx, p.c, l, keptAfter(ids, remove))
+	if err != nil || len(unused) == 0 {
+		return err
+	}
+	for _, ref := range unused {
+		p.logf("%s %s build %s (%s)", p.verb(), app.Name, ref, ReasonUnusedBuild)
+		p.rep.Builds = append(p.rep.Builds, PrunedRelease{App: app.Name, ID: ref, Reason: ReasonUnusedBuild})
+	}
+	if err := p.run(ctx, RemoveBuildsCommand(l, unused)); err != nil {
+		return fmt.Errorf("remove builds: %w", err)
+	}
 	return nil
 }
 

@@ -228,10 +228,11 @@ type PrunedRelease struct {
 
 // Reasons a release or snapshot goes.
 const (
-	ReasonIncomplete = "incomplete"           // no manifest: what a killed deploy left behind
-	ReasonFailed     = "failed"               // history marks it failed
-	ReasonRetention  = "beyond keep_releases" // older than the releases kept
-	ReasonImageGone  = "image not kept"       // a compose snapshot of an image release prune does not keep
+	ReasonIncomplete  = "incomplete"               // no manifest: what a killed deploy left behind
+	ReasonUnusedBuild = "no kept release links it" // a build of releases that are gone, or never complete
+	ReasonFailed      = "failed"                   // history marks it failed
+	ReasonRetention   = "beyond keep_releases"     // older than the releases kept
+	ReasonImageGone   = "image not kept"           // a compose snapshot of an image release prune does not keep
 )
 
 // PlanReleases chooses the release directories of a source app that prune removes. The current release and

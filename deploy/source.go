@@ -74,7 +74,9 @@ func (r *hostRun) manifest(ctx context.Context) (*ship.Manifest, error) {
 }
 
 // prepareSource builds the new release next to the live one; nothing it does is visible to the app. The
-// release is cloned from the live one while the live one's manifest is read and the scan finishes.
+// release is made from the live one's manifest (see CloneReleaseCommand) while the scan finishes; then the
+// differences are shipped, the shared entries linked, the builds linked (made where the host lacks them) and
+// the before_switch hooks run.
 func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 	id := r.opts.ReleaseID
 	if !r.opts.DryRun && release.LeftoverRelease(ctx, r.c, r.l, id) {
@@ -83,27 +85,29 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 			return err
 		}
 	}
-	cloned := make(chan error, 1)
-	if prev != "" && !r.opts.DryRun {
-		go func() {
-			_, err := r.c.Run(ctx, ship.CloneReleaseCommand(r.l, prev, id)) // its stderr comes back in err
-			cloned <- err
-		}()
-	} else {
-		cloned <- nil
-	}
-	base, m, err := r.baseAndSource(ctx, prev)
-	if cerr := <-cloned; err == nil && cerr != nil {
-		err = fmt.Errorf("clone %s: %w", prev, cerr)
+	copyFiles := r.copiesFiles()
+	cloned := make(chan cloneResult, 1)
+	go func() { cloned <- r.cloneBase(ctx, prev, id, copyFiles) }()
+	m, err := r.manifest(ctx)
+	c := <-cloned
+	if err == nil {
+		err = c.err
 	}
 	if err != nil {
 		return err
 	}
-	if base == nil && prev != "" && !r.opts.DryRun {
-		// The live release has no manifest (an older tool's): every file is sent, into an empty release.
+	base := c.base
+	if c.cloneErr != nil {
+		// A base file missing or unreadable on the target: the deploy goes on without a base.
+		r.logf("could not take the files of %s from its manifest (%v); sending every file", prev, c.cloneErr)
 		if err := r.run(ctx, release.RemoveReleasesCommand(r.l, []string{id})); err != nil {
 			return err
 		}
+		base = nil
+	}
+	builds, err := PlanBuilds(r.app, m, r.opts.SourceDir)
+	if err != nil {
+		return &scanError{err}
 	}
 	if base == nil {
 		prev = ""
@@ -115,6 +119,7 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 			Plan:     func(op, p string) { r.logf("would %s %s", op, p) },
 			Cloned:   base != nil && !r.opts.DryRun,
 			Progress: counter,
+			Copy:     copyFiles,
 		})
 		if stats != nil {
 			r.out.Files, r.out.Bytes, r.out.Reused = stats.Files, stats.Bytes, stats.Reused
@@ -138,23 +143,19 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
 			return err
 		}
 	}
+	if err := r.makeBuilds(ctx, id, builds, copyFiles); err != nil {
+		return err
+	}
 	return r.hooks(ctx, "before_switch", r.app.Hooks.BeforeSwitch, id, prev)
 }
 
-// baseAndSource reads the manifest of the live release prev (nil when there is none, or it has none) and
-// waits for the scan of the source tree.
-func (r *hostRun) baseAndSource(ctx context.Context, prev string) (base, m *ship.Manifest, err error) {
-	if prev != "" {
-		base, err = ship.ReadManifest(ctx, r.c, r.l, prev)
-		if errors.Is(err, ship.ErrNoManifest) {
-			base, err = nil, nil
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-	}
-	m, err = r.manifest(ctx)
-	return base, m, err
+// copiesFiles says whether the new release's files are copies of the base's rather than hard links: they are
+// wherever a command of the app's (a hook, a build) runs inside a release, since a write, append or chmod
+// through a hard link would reach every release sharing the inode. Copies are made with --reflink=auto, so
+// they cost no data blocks where the filesystem can share them copy-on-write.
+func (r *hostRun) copiesFiles() bool {
+	h := r.app.Hooks
+	return len(h.BeforeSwitch) > 0 || len(h.AfterSwitch) > 0 || len(r.app.Builds) > 0
 }
 
 // seedShared copies the shared entries that are regular files in the source tree (a .env) into shared/ on a
@@ -218,7 +219,7 @@ func (r *hostRun) hooks(ctx context.Context, name string, hooks []string, id, pr
 // activate switches current from prev to id, restarts the programs, checks the app and runs the after_switch
 // hooks (which see prev as SKIFF_PREVIOUS, as the before_switch hooks do).
 func (r *hostRun) activate(ctx context.Context, id, prev string) error {
-	if err := r.step("switch", func() error { return r.run(ctx, release.SwitchCommand(r.l, id)) }); err != nil {
+	if err := r.step("switch", func() error { return r.switchTo(ctx, id) }); err != nil {
 		return err
 	}
 	if err := r.restart(ctx); err != nil {
@@ -228,6 +229,27 @@ func (r *hostRun) activate(ctx context.Context, id, prev string) error {
 		return err
 	}
 	return r.hooks(ctx, "after_switch", r.app.Hooks.AfterSwitch, id, prev)
+}
+
+// switchTo makes release id live and proves it by reading current back: a switch that did not take is an
+// error naming what current is, never a success.
+func (r *hostRun) switchTo(ctx context.Context, id string) error {
+	cmd := release.SwitchCommand(r.l, id)
+	if r.opts.DryRun {
+		return r.run(ctx, cmd)
+	}
+	res, err := r.c.Run(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	got, err := release.ParseCurrent(r.l, res.Stdout)
+	if err != nil {
+		return fmt.Errorf("after the switch: %w", err)
+	}
+	if got != id {
+		return fmt.Errorf("after the switch %s names %s, not %s", r.l.Current(), orNone(got), id)
+	}
+	return nil
 }
 
 // revert puts prev back after id failed once live, and records both in history.
@@ -277,12 +299,19 @@ func (r *hostRun) retain(ctx context.Context, current, previous string) error {
 			failed[id] = failed[id] || !st.Complete[id]
 		}
 		remove := release.Retain(st.IDs, current, previous, failed, r.app.KeepReleases)
-		if len(remove) == 0 && len(st.StaleTrash) == 0 {
-			return nil
+		if len(remove) > 0 || len(st.StaleTrash) > 0 {
+			if len(remove) > 0 {
+				r.logf("removing old releases %v", remove)
+			}
+			if err := r.run(ctx, release.RetireReleasesCommand(r.l, remove, release.NewToken())); err != nil {
+				return err
+			}
 		}
-		if len(remove) > 0 {
-			r.logf("removing old releases %v", remove)
+		unused, err := UnusedBuilds(ctx, r.c, r.l, keptAfter(st.IDs, remove))
+		if err != nil || len(unused) == 0 {
+			return err
 		}
-		return r.run(ctx, release.RetireReleasesCommand(r.l, remove, release.NewToken()))
+		r.logf("removing builds no kept release uses: %v", unused)
+		return r.run(ctx, RemoveBuildsCommand(r.l, unused))
 	})
 }

@@ -60,7 +60,13 @@ func sourceReleases(ctx context.Context, app *inventory.App, conn *remote.Conn, 
 	}
 	failed := release.FailedIDs(hist)
 	for _, id := range ids {
-		r.Releases = append(r.Releases, ReleaseInfo{ID: id, Current: id == cur, Failed: failed[id], Incomplete: !complete[id]})
+		info := ReleaseInfo{ID: id, Current: id == cur, Failed: failed[id], Incomplete: !complete[id]}
+		if complete[id] {
+			if info.Builds, err = deploy.ReadReleaseBuilds(ctx, conn, l, id); err != nil {
+				return err
+			}
+		}
+		r.Releases = append(r.Releases, info)
 	}
 	r.History = hist
 	return nil

@@ -96,6 +96,8 @@ type ReleaseInfo struct {
 	Failed  bool   `json:"failed"`
 	// Incomplete marks a release directory without a manifest: the remains of an interrupted deploy.
 	Incomplete bool `json:"incomplete,omitempty"`
+	// Builds are the builds (source apps with [[apps.NAME.builds]]) the release links, with their keys.
+	Builds []deploy.ReleaseBuild `json:"builds,omitempty"`
 	// Image apps: the image of the release and whether it is still on the host.
 	Tag     string `json:"tag,omitempty"`
 	Image   string `json:"image,omitempty"`

@@ -82,6 +82,7 @@ func (b *builder) sourceApp(p keyPath, r *rawApp, a *App) {
 		AfterSwitch:  b.commands(hp.child("after_switch"), r.hooks.AfterSwitch),
 	}
 	a.Supervisor = b.supervisor(p.child("supervisor"), r.supervisor)
+	a.Builds = b.builds(p.child("builds"), r.builds, a.Shared)
 }
 
 // imageApp fills in the fields of an app run from a container image.
@@ -93,6 +94,7 @@ func (b *builder) imageApp(inv *Inventory, p keyPath, r *rawApp, a *App) {
 		{"shared", r.Shared.set},
 		{"keep_releases", r.KeepReleases.set},
 		{"hooks", r.hooks.BeforeSwitch.set || r.hooks.AfterSwitch.set},
+		{"builds", r.builds != nil},
 		{"supervisor", sup.URL.set || sup.Programs.set || sup.Username.set || sup.PasswordEnv.set},
 	})
 	a.Image = b.str(p.child("image"), r.Image)

@@ -80,6 +80,7 @@ type (
 		Rollout      toml.Primitive `toml:"rollout"`
 		Prune        toml.Primitive `toml:"prune"`
 		Env          toml.Primitive `toml:"env"`
+		Builds       toml.Primitive `toml:"builds"`
 
 		hooks      rawHooks
 		supervisor rawSupervisor
@@ -88,6 +89,7 @@ type (
 		prune      rawPrune
 		env        rawEnv
 		envSet     bool
+		builds     []*rawBuild
 	}
 	rawEnv struct {
 		File      rawValue `toml:"file"`
@@ -100,6 +102,12 @@ type (
 		SecretEnv       rawValue `toml:"secret_env"`
 		SlackWebhookEnv rawValue `toml:"slack_webhook_env"`
 		On              rawValue `toml:"on"`
+	}
+	rawBuild struct {
+		Name   rawValue `toml:"name"`
+		Path   rawValue `toml:"path"`
+		Inputs rawValue `toml:"inputs"`
+		Run    rawValue `toml:"run"`
 	}
 	rawHooks struct {
 		BeforeSwitch rawValue `toml:"before_switch"`
@@ -193,12 +201,13 @@ func decode(file string, data []byte) (*rawInventory, *keyIndex, error) {
 			d.table(a.Rollout, append(k[:2:2], "rollout"), &a.rollout)
 			d.table(a.Prune, append(k[:2:2], "prune"), &a.prune)
 			a.envSet = d.table(a.Env, append(k[:2:2], "env"), &a.env)
+			a.builds = decodeArray[rawBuild](d, a.Builds, append(k[:2:2], "builds"))
 			raw.apps[name] = a
 		}
 	}
-	raw.schedules = decodeArray[rawSchedule](d, top.Schedules, "schedules")
+	raw.schedules = decodeArray[rawSchedule](d, top.Schedules, toml.Key{"schedules"})
 	raw.serve, raw.triggers = d.serve(top.Serve, top.Triggers)
-	raw.notify = decodeArray[rawNotify](d, top.Notify, "notify")
+	raw.notify = decodeArray[rawNotify](d, top.Notify, toml.Key{"notify"})
 	if err := d.ps.first(); err != nil {
 		return nil, nil, err
 	}
@@ -247,19 +256,19 @@ func (d *decoder) named(p toml.Primitive, key string) func(func(string, toml.Pri
 	}
 }
 
-// decodeArray decodes an array of tables such as [[schedules]] at the top-level key.
-func decodeArray[T any](d *decoder, p toml.Primitive, key string) []*T {
-	if !d.md.IsDefined(key) {
+// decodeArray decodes the array of tables ([[key]]) at key into one T per element.
+func decodeArray[T any](d *decoder, p toml.Primitive, key toml.Key) []*T {
+	if !d.md.IsDefined(key...) {
 		return nil
 	}
-	path := newPath(key)
-	if t := d.md.Type(key); t != "ArrayHash" && t != "Array" {
-		d.ps.add(path, "must be an array of tables ([[%s]]), not %s", key, metaTypeName(t))
+	path := newPath(key...)
+	if t := d.md.Type(key...); t != "ArrayHash" && t != "Array" {
+		d.ps.add(path, "must be an array of tables ([[%s]]), not %s", path, metaTypeName(t))
 		return nil
 	}
 	var elems []toml.Primitive
 	if err := d.md.PrimitiveDecode(p, &elems); err != nil {
-		d.ps.add(path, "must be an array of tables ([[%s]])", key)
+		d.ps.add(path, "must be an array of tables ([[%s]])", path)
 		return nil
 	}
 	out := make([]*T, 0, len(elems))

@@ -109,11 +109,14 @@ type App struct {
 	// release.
 	Shared []string `json:"shared,omitempty"`
 	// KeepReleases is how many releases to keep, 5 unless set, at least 2.
-	KeepReleases int        `json:"keep_releases,omitempty"`
-	Hooks        Hooks      `json:"hooks"`
-	Supervisor   Supervisor `json:"supervisor"`
-	Check        Check      `json:"check"`
-	Rollout      Rollout    `json:"rollout"`
+	KeepReleases int   `json:"keep_releases,omitempty"`
+	Hooks        Hooks `json:"hooks"`
+	// Builds are dependency environments made once per content of their inputs and linked into each release
+	// (source apps only).
+	Builds     []Build    `json:"builds,omitempty"`
+	Supervisor Supervisor `json:"supervisor"`
+	Check      Check      `json:"check"`
+	Rollout    Rollout    `json:"rollout"`
 	// ComposeFile is a local compose file to upload to Path/compose.yaml,
 	// resolved like Source (image apps only).
 	ComposeFile string `json:"compose_file,omitempty"`
@@ -138,6 +141,20 @@ type App struct {
 type Hooks struct {
 	BeforeSwitch []string `json:"before_switch"`
 	AfterSwitch  []string `json:"after_switch"`
+}
+
+// Build is one [[apps.NAME.builds]] entry: a directory (a venv, node_modules) made by Run in
+// <path>/builds/<name>-<key> on the target, where key hashes Run and the content of Inputs, and linked into
+// every release at Path. A release whose key was built before on the host reuses that build.
+type Build struct {
+	// Name is [a-z0-9-]+, unique within the app.
+	Name string `json:"name"`
+	// Path is where the build appears in each release: relative, clean, not shared, not inside another build.
+	Path string `json:"path"`
+	// Inputs are files of the release (relative paths) whose content, with Run, keys the build.
+	Inputs []string `json:"inputs"`
+	// Run is the shell command that makes the build into $SKIFF_BUILD_DIR, run in the new release directory.
+	Run string `json:"run"`
 }
 
 // Supervisor says how to reach supervisord on the targets and which of its

@@ -97,7 +97,7 @@ func (d *decoder) serve(serve, triggers toml.Primitive) (*rawServe, []*rawTrigge
 	if r := (&rawServe{}); d.table(serve, toml.Key{"serve"}, r) {
 		s = r
 	}
-	return s, decodeArray[rawTrigger](d, triggers, "triggers")
+	return s, decodeArray[rawTrigger](d, triggers, toml.Key{"triggers"})
 }
 
 // Built-in defaults of [serve].

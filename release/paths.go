@@ -100,3 +100,27 @@ func NewToken() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+const (
+	// BuildMarkerSuffix names the file, next to a build's directory, that says the build is complete.
+	BuildMarkerSuffix = ".complete"
+	// ReleaseBuildsSuffix names the file, next to a release's manifest, that lists the builds it links.
+	ReleaseBuildsSuffix = ".builds"
+)
+
+// Builds holds the app's dependency builds, one directory per build name and key (see BuildDir).
+func (l Layout) Builds() string { return path.Join(l.Path, "builds") }
+
+// BuildDir is the directory of one build; ref must have passed ValidBuildRef.
+func (l Layout) BuildDir(ref string) string { return path.Join(l.Path, "builds", ref) }
+
+// BuildMarker exists once the build ref is complete: it is written only after its run succeeded, so a build
+// without it is the remains of a failed or killed run, never linked.
+func (l Layout) BuildMarker(ref string) string {
+	return path.Join(l.Path, "builds", ref+BuildMarkerSuffix)
+}
+
+// ReleaseBuilds lists the builds release id links, one "name key" line each, next to its manifest.
+func (l Layout) ReleaseBuilds(id string) string {
+	return path.Join(l.Path, ".skiff", "manifests", id+ReleaseBuildsSuffix)
+}

@@ -11,22 +11,49 @@ import (
 )
 
 // ReadCurrent returns the id of the live release, or "" when the app has never been deployed. The link is
-// read back from the target, so it is validated before it is used anywhere.
+// read back from the target, so it is validated before it is used anywhere. A current that exists and is not
+// a symlink (a directory left by another tool) is an error: skiff never switches over it.
 func ReadCurrent(ctx context.Context, c runner, l Layout) (string, error) {
-	res, err := c.Run(ctx, remote.Script(`[ -L "$1" ] || exit 0; readlink "$1"`, l.Current()))
+	res, err := c.Run(ctx, remote.Script(readCurrentScript, l.Current()))
 	if err != nil {
 		return "", fmt.Errorf("read current: %w", err)
 	}
-	target := strings.TrimSpace(string(res.Stdout))
-	if target == "" {
-		return "", nil
-	}
-	id := path.Base(target)
-	if !ValidReleaseID(id) || (target != l.ReleaseLink(id) && target != l.Release(id)) {
-		return "", fmt.Errorf("read current: %s points to %q, which is not a skiff release", l.Current(), target)
+	id, err := ParseCurrent(l, res.Stdout)
+	if err != nil {
+		return "", fmt.Errorf("read current: %w", err)
 	}
 	return id, nil
 }
+
+// readCurrentScript prints where the symlink $1 points, notALink when it is something else, and nothing when
+// it does not exist.
+const readCurrentScript = `if [ -L "$1" ]; then readlink "$1"; elif [ -e "$1" ]; then echo ` + notALink + `; fi; exit 0`
+
+// ParseCurrent validates what readCurrentScript printed and returns the release id current names.
+func ParseCurrent(l Layout, out []byte) (string, error) {
+	if len(out) > maxCurrentLink {
+		return "", fmt.Errorf("%s: the target answered %d bytes for one link", l.Current(), len(out))
+	}
+	target := strings.TrimSpace(string(out))
+	switch target {
+	case "":
+		return "", nil
+	case notALink:
+		return "", fmt.Errorf("%s is not a symlink (a directory or file left by another tool?); skiff will not replace it: move it away", l.Current())
+	}
+	id := path.Base(target)
+	if !ValidReleaseID(id) || (target != l.ReleaseLink(id) && target != l.Release(id)) {
+		return "", fmt.Errorf("%s points to %q, which is not a skiff release", l.Current(), target)
+	}
+	return id, nil
+}
+
+// notALink is what ReadCurrent's script prints for a current that is not a symlink; no link target is a
+// single word without a slash that is also a release id, so it cannot be mistaken for one.
+const notALink = "skiff:not-a-symlink"
+
+// maxCurrentLink bounds what ReadCurrent accepts back for the link's target.
+const maxCurrentLink = 4096
 
 // listScript prints the names of the regular files or directories ($2 = -f or -d) in directory $1 that end
 // in $3, without that suffix; a missing directory lists nothing.
@@ -83,16 +110,24 @@ func OnlyComplete(ids []string, complete map[string]bool) []string {
 }
 
 // switchScript points current at a release by renaming a fresh symlink over it: rename(2) is atomic, so
-// every reader sees either the old or the new release, never a missing link. GNU `mv -T` makes mv rename
-// over the link instead of moving into the directory it points to; busybox needs `mv -f` on a link, which
-// behaves the same for a symlink target.
+// every reader sees either the old or the new release, never a missing link. `mv -T` renames over the link
+// itself; without -T, mv would move the new link into the directory current points to and report success,
+// so there is no fallback. A current that is not a symlink is refused, never replaced or moved into.
 const switchScript = `set -e
+cur="$1/current"
+if [ -e "$cur" ] && [ ! -L "$cur" ]; then
+  echo "$cur is not a symlink (a directory or file left by another tool?); skiff will not replace it: move it away" >&2
+  exit 1
+fi
 [ -d "$1/$2" ] || { echo "release $2 is not there" >&2; exit 1; }
 tmp="$1/.current.skiff-tmp.$$"
 ln -sfn "$2" "$tmp"
-mv -Tf "$tmp" "$1/current" 2>/dev/null || mv -f "$tmp" "$1/current"`
+if ! mv -T -f "$tmp" "$cur"; then rm -f "$tmp"; echo "could not rename the new link over $cur (mv -T)" >&2; exit 1; fi
+set -- "$cur"
+` + readCurrentScript
 
-// SwitchCommand is the command that makes release id live.
+// SwitchCommand is the command that makes release id live. It then reads current back as ReadCurrent does,
+// so that the caller can prove the switch with ParseCurrent (see hostRun.switchTo).
 func SwitchCommand(l Layout, id string) remote.Command {
 	return remote.Script(switchScript, l.Path, l.ReleaseLink(id))
 }
@@ -117,9 +152,10 @@ func SharedCommand(l Layout, id string, shared []string) remote.Command {
 	return remote.Script(sharedScript, append([]string{l.Shared(), l.Release(id)}, shared...)...)
 }
 
-// RemoveReleasesCommand deletes releases and their manifests; ids must be valid release ids.
+// RemoveReleasesCommand deletes releases, their manifests and their build records; ids must be valid release
+// ids.
 func RemoveReleasesCommand(l Layout, ids []string) remote.Command {
-	return remote.Script(`set -e; rel="$1"; man="$2"; shift 2; for id in "$@"; do rm -rf "$rel/$id" "$man/$id"; done`,
+	return remote.Script(`set -e; rel="$1"; man="$2"; shift 2; for id in "$@"; do rm -rf "$rel/$id" "$man/$id" "$man/$id`+ReleaseBuildsSuffix+`"; done`,
 		append([]string{l.Releases(), l.Manifests()}, ids...)...)
 }
 
@@ -135,7 +171,7 @@ const trashPrefix = ".skiff-trash-"
 const retireScript = `set -e
 rel="$1"; man="$2"; trash="$1/` + trashPrefix + `$3"; shift 3
 mkdir "$trash"
-for id in "$@"; do mv "$rel/$id" "$trash/$id"; rm -rf "$man/$id"; done
+for id in "$@"; do mv "$rel/$id" "$trash/$id"; rm -rf "$man/$id" "$man/$id` + ReleaseBuildsSuffix + `"; done
 { find "$rel"/` + trashPrefix + `* -type d ! -perm -700 -exec chmod u+rwx {} + ; rm -rf "$rel"/` + trashPrefix + `*; } </dev/null >/dev/null 2>&1 &`
 
 // RetireReleasesCommand removes releases and their manifests from the layout at once and frees their space in

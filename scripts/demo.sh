@@ -24,17 +24,22 @@ scripts/sandbox.sh up .sandbox
 work=.sandbox/work
 rm -rf "$work" && mkdir -p "$work" && cp -a examples/app "$work/v2" && cp -a examples/app "$work/broken"
 echo v2 >"$work/v2/VERSION"
+cp -a "$work/v2" "$work/v3" && echo v3 >"$work/v3/VERSION" && echo 'greeting==2.0' >"$work/v3/requirements.txt"
 printf 'import sys\nsys.exit("this release is broken on purpose")\n' >"$work/broken/server.py"
 
 step "skiff check: SSH, host key, user, supervisord"
 "${skiff[@]}" check
 
-step "skiff deploy demo (first release: examples/app, v1)"
+step "skiff deploy demo (first release: examples/app, v1; its venv is built once for its requirements.txt)"
 "${skiff[@]}" deploy demo
 "${skiff[@]}" exec -- python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:8088/").read().decode().strip())'
 
-step "skiff deploy demo --source $work/v2 (only the changed file is sent)"
+step "skiff deploy demo --source $work/v2 (only the changed file is sent; same requirements.txt: the venv is reused)"
 "${skiff[@]}" deploy demo --source "$work/v2"
+"${skiff[@]}" exec -- python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:8088/").read().decode().strip())'
+
+step "skiff deploy demo --source $work/v3 (requirements.txt pins greeting 2.0: the venv is built again, once)"
+"${skiff[@]}" deploy demo --source "$work/v3"
 "${skiff[@]}" exec -- python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:8088/").read().decode().strip())'
 
 step "skiff deploy a broken release: it fails its check and rolls back by itself (exit code 1)"
@@ -44,11 +49,11 @@ echo "exit code: $?"
 set -e
 "${skiff[@]}" status demo
 
-step "skiff rollback demo (back to v1 by hand)"
+step "skiff rollback demo (back to v2 and its greeting 1.0 venv by hand: nothing is built)"
 "${skiff[@]}" rollback demo
 "${skiff[@]}" exec -- python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:8088/").read().decode().strip())'
 
-step "skiff releases demo"
+step "skiff releases demo (with the venv build each release links)"
 "${skiff[@]}" releases demo
 
 if [ $images = yes ]; then

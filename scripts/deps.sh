@@ -16,6 +16,12 @@ want rsync rsync
 want busybox busybox-static
 want ip iproute2
 case "$purpose" in
+test | demo)
+	# builds make real venvs: python3 -m venv needs ensurepip, which Debian ships apart
+	python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+	;;
+esac
+case "$purpose" in
 test | bench | demo)
 	want docker-registry docker-registry
 	want htpasswd apache2-utils

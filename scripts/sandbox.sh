@@ -65,7 +65,7 @@ childlogdir=$dir/log
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 
 [program:demo]
-command=/usr/bin/python3 /srv/demo/current/server.py --port 8088
+command=/srv/demo/current/.venv/bin/python /srv/demo/current/server.py --port 8088
 directory=/srv/demo
 user=$user
 autostart=false

@@ -110,7 +110,7 @@ func (d *deferredHashes) hashUpFront(ctx context.Context, localRoot string, m, b
 		e := m.Entries[i]
 		fi, err := os.Lstat(filepath.Join(localRoot, filepath.FromSlash(e.Path)))
 		if st := d.stamp(e.Path); err != nil || e.Size != st.size || stampOf(fi) != st {
-			return nil, false, changedSinceScan(e.Path)
+			return nil, false, ChangedSinceScan(e.Path)
 		}
 	}
 	return out, len(rest) > 0, nil

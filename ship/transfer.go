@@ -37,11 +37,14 @@ type ShipOptions struct {
 	Cloned bool
 	// Progress, when not nil, counts the files and bytes sent as they go, for live displays.
 	Progress *Counter
+	// Copy makes the files taken from base copies (`cp --reflink=auto`) instead of hard links, for apps whose
+	// hooks or builds run in the release and could write through a link into every release sharing it.
+	Copy bool
 }
 
 // The operations a dry run reports through ShipOptions.Plan, in the order Ship performs them.
 const (
-	OpBase     = "base"     // the new release starts as hard links to this release's files
+	OpBase     = "base"     // the new release starts from the files this release's manifest lists (links or copies)
 	OpRemove   = "remove"   // an entry of the base that the new release does not have (or has with another type)
 	OpMkdir    = "mkdir"    // a directory is created
 	OpSymlink  = "symlink"  // a symlink is (re)created
@@ -72,12 +75,12 @@ type ShipStats struct {
 // The release is complete when Ship returns without error, but it is not live: switching current is done
 // elsewhere.
 //
-// When base names a release whose manifest is baseManifest, the new release starts as hard links to the
-// base's files (one `cp -al` on the target, falling back to `cp -a`) and only the differences travel. The base
-// release's inodes are never modified: a changed file replaces its link (SFTP uploads go to a temporary name
-// and are renamed over it; tar's -U unlinks it first), and a mode-only change is copied on the target before
-// chmod. Entries of the base that neither manifest lists (shared links) are kept. With no base (or no
-// baseManifest) every file is sent.
+// When base names a release whose manifest is baseManifest, the new release starts as what that manifest
+// lists of base, and nothing else: its files as hard links (see CloneReleaseCommand), or as copies with
+// ShipOptions.Copy (CopyReleaseCommand), and only the differences travel. The base release's inodes are never modified: a changed
+// file replaces its link (SFTP uploads go to a temporary name and are renamed over it; tar's -U unlinks it
+// first), and a mode-only change is copied on the target before chmod. With no base (or no baseManifest)
+// every file is sent.
 //
 // Content goes as one tar stream when there are many files or many bytes and the target has GNU tar,
 // otherwise over the shared SFTP client, ShipOptions.Concurrency files at a time. Every file sent must be what
@@ -133,7 +136,7 @@ func Ship(ctx context.Context, c release.Conn, localRoot string, m *Manifest, la
 		return stats, nil
 	}
 	s := &shipper{c: c, localRoot: localRoot, layout: layout, id: id, token: release.NewToken(), stats: stats,
-		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, cloned: opts.Cloned, stamps: stamps, deferred: deferred,
+		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, cloned: opts.Cloned, copyFiles: opts.Copy, stamps: stamps, deferred: deferred,
 		progress: opts.Progress}
 	if s.progress == nil {
 		s.progress = NewCounter()
@@ -162,6 +165,7 @@ type shipper struct {
 	concurrency int
 	sftpOnly    bool
 	cloned      bool
+	copyFiles   bool
 	stamps      map[string]fileStamp // from Scan: files that still match are sent without hashing them again
 	deferred    *deferredHashes      // files hashed while they are sent (ScanDeferred); nil when there are none
 	settled     settledHashes        // their hashes
@@ -206,7 +210,7 @@ func (s *shipper) run(ctx context.Context, p *shipPlan, m *Manifest) (err error)
 	nFiles, nBytes := p.uploadTotals()
 	wantTar := !s.sftpOnly && (nFiles >= tarMinFiles || nBytes >= tarMinBytes)
 	res, err := s.c.Run(ctx, remote.Command{Argv: []string{"sh", "-s"},
-		Stdin: bytes.NewReader(p.prepareScript(s.layout, s.id, s.token, wantTar, s.cloned))})
+		Stdin: bytes.NewReader(p.prepareScript(s.layout, s.id, s.token, wantTar, s.cloned, s.copyFiles))})
 	if err != nil {
 		return fmt.Errorf("prepare release: %w", err)
 	}

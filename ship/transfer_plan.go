@@ -20,14 +20,15 @@ const defaultDirMode fs.FileMode = 0o755
 
 // shipPlan is everything Ship does on the target, worked out from the two manifests before anything is sent.
 type shipPlan struct {
-	base      string   // release the new one starts from, or ""
-	open      []string // base dirs lacking u+rwx, made accessible before work inside them; parents first
-	remove    []string // paths of the base to delete, none under another
-	modeCopy  []Entry  // files whose content is in the base and whose mode changes: copied, then chmod
-	mkdirs    []string // directories to create, parents first
-	links     []Entry  // symlinks to create
-	upload    []Entry  // files to send
-	chmodDirs []Entry  // directories whose mode is set once everything is in place, deepest first
+	base      string    // release the new one starts from, or ""
+	old       *Manifest // its manifest, nil without a base
+	open      []string  // base dirs lacking u+rwx, made accessible before work inside them; parents first
+	remove    []string  // paths of the base to delete, none under another
+	modeCopy  []Entry   // files whose content is in the base and whose mode changes: copied, then chmod
+	mkdirs    []string  // directories to create, parents first
+	links     []Entry   // symlinks to create
+	upload    []Entry   // files to send
+	chmodDirs []Entry   // directories whose mode is set once everything is in place, deepest first
 	reused    int64
 	removed   int64
 }
@@ -35,7 +36,7 @@ type shipPlan struct {
 // newShipPlan compares the base's manifest (nil without a base) with the new release's.
 func newShipPlan(old, m *Manifest, base string) *shipPlan {
 	ch := Diff(old, m)
-	p := &shipPlan{base: base, removed: int64(len(ch.Removed))}
+	p := &shipPlan{base: base, old: old, removed: int64(len(ch.Removed))}
 	var removals []string
 	chmods := make(map[string]Entry)
 	add := func(e Entry) {
@@ -93,13 +94,7 @@ func newShipPlan(old, m *Manifest, base string) *shipPlan {
 	for _, e := range chmods {
 		p.chmodDirs = append(p.chmodDirs, e)
 	}
-	sort.Slice(p.chmodDirs, func(i, j int) bool {
-		di, dj := strings.Count(p.chmodDirs[i].Path, "/"), strings.Count(p.chmodDirs[j].Path, "/")
-		if di != dj {
-			return di > dj
-		}
-		return p.chmodDirs[i].Path < p.chmodDirs[j].Path
-	})
+	sortDeepestFirst(p.chmodDirs)
 	var files int64
 	for _, e := range m.Entries {
 		if e.Type == TypeFile {
@@ -169,17 +164,20 @@ func (p *shipPlan) report(l release.Layout, id string, plan func(op, path string
 }
 
 // prepareScript is the one shell script, sent on stdin to `sh -s` so that no list is bounded by the
-// command-line limit, that creates the release directory, fills it from the base with hard links, and makes
-// every change that needs no file content. Every name goes through remote.Quote.
-// With cloned, the release directory already is the base's copy (CloneReleaseCommand).
-func (p *shipPlan) prepareScript(l release.Layout, id, token string, detectTar, cloned bool) []byte {
+// command-line limit, that creates the release directory, fills it from the base's manifest, and makes every
+// change that needs no file content. Every name goes through remote.Quote.
+// With cloned, the release directory already is made from the base (see cloneBase).
+func (p *shipPlan) prepareScript(l release.Layout, id, token string, detectTar, cloned, copyFiles bool) []byte {
 	var b shipScript
 	b.line("set -e")
 	b.line("umask 022")
 	if !cloned {
-		b.clone(l, p.base, id)
+		b.clone(l, p.base, p.old, id, token, copyFiles)
 	}
 	b.line("cd %s", remote.Quote(l.Release(id)))
+	if p.base != "" && !copyFiles {
+		b.relink(p.old)
+	}
 	b.batch("chmod u+rwx --", p.open)
 	b.batch("rm -rf --", p.remove)
 	for _, e := range p.modeCopy {
@@ -200,29 +198,6 @@ func (p *shipPlan) prepareScript(l release.Layout, id, token string, detectTar, 
 	return b.Bytes()
 }
 
-// CloneReleaseCommand creates release id as hard links to base's files (a plain copy where the filesystem
-// refuses links), which is how Ship starts a release from its base. A deploy runs it while it still reads the
-// base's manifest and waits for its scan, then tells Ship (ShipOptions.Cloned). An empty base makes an empty
-// release directory.
-func CloneReleaseCommand(l release.Layout, base, id string) remote.Command {
-	var b shipScript
-	b.line("set -e")
-	b.line("umask 022")
-	b.clone(l, base, id)
-	return remote.Command{Argv: []string{"sh", "-s"}, Stdin: bytes.NewReader(b.Bytes())}
-}
-
-// clone writes the lines that create release id from base (or empty), and the directories it lives in.
-func (s *shipScript) clone(l release.Layout, base, id string) {
-	s.line("mkdir -p -- %s %s", remote.Quote(l.Releases()), remote.Quote(l.Manifests()))
-	s.line("cd %s", remote.Quote(l.Releases()))
-	s.line("mkdir -- %s", remote.Quote(id))
-	if base != "" {
-		src, dst, rel := remote.Quote(base+"/."), remote.Quote(id+"/"), remote.Quote(id)
-		s.line("cp -al %s %s 2>/dev/null || { rm -rf -- %s; mkdir -- %s; cp -a %s %s; }", src, dst, rel, rel, src, dst)
-	}
-}
-
 // finishScript sets the modes of directories once nothing more is created in them, deepest first so that a
 // parent losing its owner's search permission does not lock its children out. It is nil when there is none.
 func (p *shipPlan) finishScript(l release.Layout, id string) []byte {
@@ -232,15 +207,7 @@ func (p *shipPlan) finishScript(l release.Layout, id string) []byte {
 	var b shipScript
 	b.line("set -e")
 	b.line("cd %s", remote.Quote(l.Release(id)))
-	for i := 0; i < len(p.chmodDirs); {
-		j := i
-		var paths []string
-		for ; j < len(p.chmodDirs) && p.chmodDirs[j].Mode == p.chmodDirs[i].Mode; j++ {
-			paths = append(paths, p.chmodDirs[j].Path)
-		}
-		b.batch(fmt.Sprintf("chmod %04o --", uint32(p.chmodDirs[i].Mode)), paths)
-		i = j
-	}
+	b.chmods(p.chmodDirs)
 	return b.Bytes()
 }
 

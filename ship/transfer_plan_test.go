@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -127,11 +128,12 @@ func TestShipPlan_PrepareScriptQuotesNames(t *testing.T) {
 	m := mustManifest(t, fileEntry("it's", "1", 0o755), Entry{Path: "$(id)", Type: TypeDir, Mode: 0o755},
 		Entry{Path: "l", Type: TypeSymlink, Mode: 0o777, Link: "-rf x"})
 	p := newShipPlan(old, m, "20260101T000000Z")
-	got := string(p.prepareScript(release.Layout{Path: "/srv/my app"}, "20260101T000100Z", "tok", false, false))
+	got := string(p.prepareScript(release.Layout{Path: "/srv/my app"}, "20260101T000100Z", "tok", false, false, false))
 	for _, want := range []string{
 		"mkdir -p -- '/srv/my app/releases' '/srv/my app/.skiff/manifests'\n",
 		"cp -al 20260101T000000Z/. 20260101T000100Z/ 2>/dev/null || { rm -rf -- 20260101T000100Z; " +
 			"mkdir -- 20260101T000100Z; cp -a 20260101T000000Z/. 20260101T000100Z/; }\n",
+		`printf '%s\0' ./-rf './it'\''s'` + "\n",
 		"rm -rf -- ./-rf\n",
 		`cp -p -- './it'\''s' './.it'\''s.skiff-tmp-tok'` + "\n",
 		`chmod 0755 -- './.it'\''s.skiff-tmp-tok'` + "\n",
@@ -149,7 +151,7 @@ func TestShipPlan_PrepareScriptOfAClonedRelease(t *testing.T) {
 	old := mustManifest(t, fileEntry("a", "1", 0o644), fileEntry("gone", "1", 0o644))
 	p := newShipPlan(old, mustManifest(t, fileEntry("a", "1", 0o644)), "20260101T000000Z")
 	l := release.Layout{Path: "/srv/app"}
-	got := string(p.prepareScript(l, "20260101T000100Z", "tok", false, true))
+	got := string(p.prepareScript(l, "20260101T000100Z", "tok", false, true, false))
 	if strings.Contains(got, "cp -al") || strings.Contains(got, "mkdir -- 20260101T000100Z") {
 		t.Errorf("the script of a cloned release clones it again:\n%s", got)
 	}
@@ -158,9 +160,51 @@ func TestShipPlan_PrepareScriptOfAClonedRelease(t *testing.T) {
 			t.Errorf("prepare script lacks %q:\n%s", want, got)
 		}
 	}
-	clone, _ := io.ReadAll(CloneReleaseCommand(l, "20260101T000000Z", "20260101T000100Z").Stdin)
-	if !strings.Contains(string(clone), "cp -al 20260101T000000Z/. 20260101T000100Z/") {
-		t.Errorf("clone script does not clone:\n%s", clone)
+	clone := CloneReleaseCommand(l, "20260101T000000Z", "20260101T000100Z", "tok")
+	if want := []string{"/srv/app/releases", "20260101T000000Z", "20260101T000100Z", "/srv/app/.skiff/manifests", "tok"}; !slices.Equal(clone.Argv[4:], want) {
+		t.Errorf("clone command arguments = %q, want %q", clone.Argv[4:], want)
+	}
+}
+
+func TestCloneScripts_TakeOnlyTheManifest(t *testing.T) {
+	old := mustManifest(t, fileEntry("a", "1", 0o644), fileEntry("x", "1", 0o600), Entry{Path: "d", Type: TypeDir, Mode: 0o750},
+		Entry{Path: "d/l", Type: TypeSymlink, Mode: 0o777, Link: "../a"})
+	l := release.Layout{Path: "/srv/app"}
+	tests := []struct {
+		name string
+		cmd  func() []byte
+		want []string
+	}{
+		{"trim a linked clone", func() []byte {
+			p := newShipPlan(old, old, "20260101T000000Z")
+			return p.prepareScript(l, "20260101T000100Z", "tok", false, false, false)
+		}, []string{
+			"cd /srv/app/releases/20260101T000100Z\n",
+			"want=/srv/app/releases/.skiff-want-tok\n",
+			`printf '%s\0' ./a ./d ./d/l ./x` + "\n",
+			`LC_ALL=C comm -z -23 --check-order "$found" "$want" | xargs -0 -r rm -rf --` + "\n",
+			"rm -f -- ./d/l\nln -s -- ../a ./d/l\n",
+			"chmod 0750 -- ./d\n",
+		}},
+		{"copies", func() []byte {
+			b, _ := io.ReadAll(CopyReleaseCommand(l, "20260101T000000Z", old, "20260101T000100Z").Stdin)
+			return b
+		}, []string{
+			"mkdir -p -- ./d\nln -s -- ../a ./d/l\n",
+			"cp -P -p --reflink=auto --parents -t /srv/app/releases/20260101T000100Z -- ./a ./x\n",
+			"chmod 0600 -- ./x\nchmod 0644 -- ./a\nchmod 0750 -- ./d\n",
+			hashScript + "\n",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := string(tc.cmd())
+			for _, want := range tc.want {
+				if !strings.Contains(got, want) {
+					t.Errorf("script lacks %q:\n%s", want, got)
+				}
+			}
+		})
 	}
 }
 
@@ -202,7 +246,7 @@ func TestParseSHA256Sums(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseSHA256Sums([]byte(tc.out))
+			got, err := ParseSHA256Sums([]byte(tc.out))
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -210,7 +254,7 @@ func TestParseSHA256Sums(t *testing.T) {
 				return
 			}
 			if err != nil || !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("parseSHA256Sums = %v, %v, want %v", got, err, tc.want)
+				t.Fatalf("ParseSHA256Sums = %v, %v, want %v", got, err, tc.want)
 			}
 		})
 	}

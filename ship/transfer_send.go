@@ -269,9 +269,9 @@ func (s *sendReader) check() error {
 	return nil
 }
 
-func (s *sendReader) changed() error { return changedSinceScan(s.e.Path) }
+func (s *sendReader) changed() error { return ChangedSinceScan(s.e.Path) }
 
-// changedSinceScan is the error for a local file that is no longer what the scan saw.
-func changedSinceScan(p string) error {
+// ChangedSinceScan is the error for a local file that is no longer what the scan saw.
+func ChangedSinceScan(p string) error {
 	return fmt.Errorf("local file %q changed since it was scanned; scan again", p)
 }

@@ -40,7 +40,7 @@ func Verify(ctx context.Context, c release.Conn, layout release.Layout, id strin
 	if err != nil {
 		return fmt.Errorf("verify %s: hash files: %w", id, err)
 	}
-	sums, err := parseSHA256Sums(res.Stdout)
+	sums, err := ParseSHA256Sums(res.Stdout)
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", id, err)
 	}
@@ -140,9 +140,9 @@ func walkRelease(ctx context.Context, client *sftp.Client, dir, rel string, foun
 	return nil
 }
 
-// parseSHA256Sums reads sha256sum output for "./"-prefixed names. GNU sha256sum escapes names holding a
+// ParseSHA256Sums reads sha256sum output for "./"-prefixed names. GNU sha256sum escapes names holding a
 // backslash, CR or newline and then starts the line with a backslash.
-func parseSHA256Sums(out []byte) (map[string]string, error) {
+func ParseSHA256Sums(out []byte) (map[string]string, error) {
 	sums := make(map[string]string)
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 64<<10), maxManifestLine)

@@ -69,7 +69,7 @@ func releaseLines(r *hostResult, image bool) []string {
 		if image {
 			lines = append(lines, fmt.Sprintf("%s%s  %s  %s@%s%s", mark, rel.ID, orDash(rel.Tag), rel.Image, rel.Digest, note))
 		} else {
-			lines = append(lines, mark+rel.ID+note)
+			lines = append(lines, mark+rel.ID+note+buildsText(rel.Builds))
 		}
 	}
 	for _, e := range lastN(r.History, 10) {
@@ -168,4 +168,16 @@ func lockSummary(r *hostResult) string {
 		return "held: " + r.Lock
 	}
 	return "free"
+}
+
+// buildsText lists a release's builds for the text output of `skiff releases`.
+func buildsText(builds []deploy.ReleaseBuild) string {
+	if len(builds) == 0 {
+		return ""
+	}
+	refs := make([]string, len(builds))
+	for i, b := range builds {
+		refs[i] = b.Ref()
+	}
+	return "  builds: " + strings.Join(refs, " ")
 }

@@ -69,6 +69,9 @@ func printInventory(w io.Writer, inv *inventory.Inventory) error {
 		} else if a.Source != "" {
 			fmt.Fprintf(&b, " source=%s", a.Source)
 		}
+		for _, bd := range a.Builds {
+			fmt.Fprintf(&b, " build=%s:%s", bd.Name, bd.Path)
+		}
 		b.WriteString("\n")
 	}
 	if len(inv.Schedules) > 0 {

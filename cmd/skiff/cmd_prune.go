@@ -42,6 +42,9 @@ func pruneSummary(rep *deploy.PruneReport) string {
 	if n := len(rep.Releases); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d release(s)", n))
 	}
+	if n := len(rep.Builds); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d build(s)", n))
+	}
 	if n := len(rep.Snapshots); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d compose snapshot(s)", n))
 	}

@@ -4,6 +4,11 @@ import argparse
 import http.server
 import os
 
+try:  # installed by the app's venv build (see [[apps.demo.builds]] in hosts.toml); optional elsewhere
+    import greeting
+except ImportError:
+    greeting = None
+
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -11,7 +16,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = b"ok\n"
         else:
             version = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "VERSION")).read()
-            body = ("hello from skiff demo " + version.strip() + "\n").encode()
+            extra = " (greeting %s)" % greeting.__version__ if greeting else ""
+            body = ("hello from skiff demo " + version.strip() + extra + "\n").encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))

@@ -1,0 +1,176 @@
+package deploy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/skiffdeploy/skiff/release"
+	"github.com/skiffdeploy/skiff/ship"
+)
+
+// cloneResult is what cloneBase found: the base's manifest as far as the new release took it from the base
+// (nil when there is no base, or it has none), an error that fails the deploy, or a clone that failed on the
+// target (the deploy then sends every file).
+type cloneResult struct {
+	base          *ship.Manifest
+	err, cloneErr error
+}
+
+// cloneBase reads the manifest of the live release prev and makes release id from it. Without copyFiles,
+// the release starts as hard links to all of prev, made while the manifest is read, and is then cut down to
+// the manifest's names (CloneReleaseCommand), unless commands of the app's ran in prev. With copyFiles, or
+// when they did, it gets copies of the manifest's files (CopyReleaseCommand), hashed as they are made: a file
+// whose copy is not what the manifest says (a hook or a hand edit changed it in prev) is deleted from the new
+// release and left out of the base, so that Ship sends it again.
+func (r *hostRun) cloneBase(ctx context.Context, prev, id string, copyFiles bool) cloneResult {
+	if prev == "" {
+		return cloneResult{}
+	}
+	if r.opts.DryRun || copyFiles {
+		base, err := ship.ReadManifest(ctx, r.c, r.l, prev)
+		if errors.Is(err, ship.ErrNoManifest) {
+			return cloneResult{} // an older tool's release: every file is sent, into an empty release
+		}
+		if err != nil || r.opts.DryRun {
+			return cloneResult{base: base, err: err}
+		}
+		return r.copyBase(ctx, prev, id, base)
+	}
+	names, send := io.Pipe()
+	linked := make(chan error, 1)
+	var out []byte
+	go func() {
+		cmd := ship.CloneReleaseCommand(r.l, prev, id, release.NewToken())
+		cmd.Stdin = names
+		res, err := r.c.Run(ctx, cmd) // its stderr comes back in err
+		if res != nil {
+			out = res.Stdout
+		}
+		names.CloseWithError(errCloneDone) // a clone that stopped early takes no list
+		linked <- err
+	}()
+	base, err := ship.ReadManifest(ctx, r.c, r.l, prev)
+	if err == nil {
+		go func() { send.CloseWithError(writeCloneNames(send, base)) }()
+	} else {
+		send.Close() // no list: the clone is left as it is, and removed below
+	}
+	lerr := <-linked
+	switch {
+	case errors.Is(err, ship.ErrNoManifest):
+		// An older tool's release: every file is sent, into an empty release.
+		if err := r.run(ctx, release.RemoveReleasesCommand(r.l, []string{id})); err != nil {
+			return cloneResult{err: err}
+		}
+		return cloneResult{}
+	case err != nil:
+		return cloneResult{err: err}
+	case lerr != nil:
+		return r.cloneFailed(ctx, base, prev, lerr)
+	case string(out) == ship.RanInBase+"\n":
+		return r.copyBase(ctx, prev, id, base)
+	}
+	return cloneResult{base: base}
+}
+
+// errCloneDone ends the sending of a name list to a clone command that has finished.
+var errCloneDone = errors.New("clone command finished")
+
+// writeCloneNames writes the names CloneReleaseCommand keeps: ".", then "./" and every path of m,
+// NUL-terminated.
+func writeCloneNames(w io.Writer, m *ship.Manifest) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteString(".\x00")
+	for _, e := range m.Entries {
+		bw.WriteString("./")
+		bw.WriteString(e.Path)
+		bw.WriteByte(0)
+	}
+	return bw.Flush()
+}
+
+// copyBase makes release id from copies of base's files (CopyReleaseCommand) and leaves out of base the
+// files whose copy is not what the manifest says.
+func (r *hostRun) copyBase(ctx context.Context, prev, id string, base *ship.Manifest) cloneResult {
+	cmd := ship.CopyReleaseCommand(r.l, prev, base, id)
+	sums := newBoundedLines(base.FileCount() + 1)
+	cmd.Stdout = sums.add
+	if _, err := r.c.Run(ctx, cmd); err != nil {
+		return r.cloneFailed(ctx, base, prev, err)
+	}
+	changed, err := sums.changedFiles(base)
+	if err != nil {
+		return r.cloneFailed(ctx, base, prev, err)
+	}
+	if len(changed) == 0 {
+		return cloneResult{base: base}
+	}
+	r.logf("%d file(s) of %s are no longer what its manifest says (changed on the target), sent again: %s", len(changed), prev, firstFew(changed, 5))
+	if err := r.run(ctx, ship.RemoveFilesCommand(r.l.Release(id), changed)); err != nil {
+		return cloneResult{err: fmt.Errorf("clone %s: %w", prev, err)}
+	}
+	kept, err := base.Without(changed)
+	return cloneResult{base: kept, err: err}
+}
+
+// cloneFailed is the result of a clone that failed: an error when the run is over, else a clone to give up
+// (the deploy then sends every file).
+func (r *hostRun) cloneFailed(ctx context.Context, base *ship.Manifest, prev string, err error) cloneResult {
+	if ctx.Err() != nil {
+		return cloneResult{err: fmt.Errorf("clone %s: %w", prev, err)}
+	}
+	return cloneResult{base: base, cloneErr: err}
+}
+
+// boundedLines collects at most max lines of a command's output: what a target prints is bounded before it
+// is kept.
+type boundedLines struct {
+	lines []string
+	max   int
+	over  bool
+}
+
+func newBoundedLines(max int) *boundedLines { return &boundedLines{max: max} }
+
+func (b *boundedLines) add(line string) {
+	if len(b.lines) >= b.max {
+		b.over = true
+		return
+	}
+	b.lines = append(b.lines, line)
+}
+
+// changedFiles compares the sha256sum lines collected with the files of m: the files whose copy is missing or
+// differs, sorted.
+func (b *boundedLines) changedFiles(m *ship.Manifest) ([]string, error) {
+	if b.over {
+		return nil, fmt.Errorf("the copy holds more files than the manifest lists")
+	}
+	var out strings.Builder
+	for _, l := range b.lines {
+		out.WriteString(l)
+		out.WriteByte('\n')
+	}
+	sums, err := ship.ParseSHA256Sums([]byte(out.String()))
+	if err != nil {
+		return nil, err
+	}
+	var changed []string
+	for _, e := range m.Entries {
+		if e.Type == ship.TypeFile && sums[e.Path] != e.SHA256 {
+			changed = append(changed, e.Path)
+		}
+	}
+	return changed, nil
+}
+
+func firstFew(list []string, n int) string {
+	if len(list) <= n {
+		return strings.Join(list, ", ")
+	}
+	return strings.Join(list[:n], ", ") + fmt.Sprintf(" and %d more", len(list)-n)
+}
