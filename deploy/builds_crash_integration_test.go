@@ -99,7 +99,7 @@ run = 'touch "$SKIFF_BUILD_DIR/started"; sleep "$(cat SLOW)"; touch "$SKIFF_BUIL
 		}
 	}
 
-	mustRun("lock", "release", "kb")
+	mustRun("lock", "release", "kb", "--force") // the killed run's lock is younger than the app's timeout
 	write("SLOW", "0\n")
 	mustRun("deploy", "kb", "--source", src)
 	cur := currentRelease(t, appPath)
