@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 mkdir -p bench/results
 out="bench/results/$(date -u +%Y%m%dT%H%M%SZ)-${1:-source}.txt"
 pattern="${1:-Source}"
-go test -run '^$' -bench "Benchmark${pattern}" -benchtime 1x -timeout 60m ./bench/ ./deploy/ ./ship/ 2>./bench/ ./deploy/ 2>&11 | tee "$out"
+go test -run '^$' -bench "Benchmark${pattern}" -benchtime 1x -timeout 60m ./bench/ ./deploy/ ./ship/ 2>&1 | tee "$out"
 echo "results kept in $out"
