@@ -16,19 +16,6 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// program is the same on every fleet host: the example app of /srv/web's live release on 8088.
-const program = `
-[program:web]
-command=/usr/bin/python3 /srv/web/current/server.py --port 8088
-directory=/srv
-user=` + testenv.TestUserName + `
-autostart=false
-startsecs=1
-startretries=0
-stopasgroup=true
-killasgroup=true
-`
-
 // events records what the engine sends, per host, in arrival order.
 type events struct {
 	mu     sync.Mutex
@@ -55,7 +42,7 @@ func (e *events) take() map[string][]fleet.Event {
 // and --only-failed, checking per-host results and that each host's events arrive in order and end with its
 // one result.
 func TestEngine_DeployCanaryRollbackFleetOnlyFailed(t *testing.T) {
-	env := testenv.Fleet(t, testenv.FleetOptions{Hosts: 3, Programs: program})
+	env := testenv.Fleet(t, testenv.FleetOptions{Hosts: 3, Programs: testenv.FleetWebProgram})
 	file := env.WriteInventory(t, `[apps.web]
 hosts = ["h1", "h2", "h3"]
 path = "/srv/web"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/skiffdeploy/skiff/deploy"
 	"github.com/skiffdeploy/skiff/fleet"
@@ -68,32 +67,4 @@ func execCommand() *cli.Command {
 			})
 		},
 	}
-}
-
-// checkTimeout bounds `skiff check` on one host: a handful of short probes.
-const checkTimeout = time.Minute
-
-// execKeep bounds what exec keeps of each output stream of a host for --json; every line is still printed.
-const execKeep = 1 << 20
-
-// keptOutput is one output stream of exec as kept for --json: up to execKeep bytes, then a count of the rest.
-type keptOutput struct {
-	b       strings.Builder
-	dropped int64
-}
-
-func (k *keptOutput) add(line string) {
-	if k.dropped > 0 || k.b.Len()+len(line)+1 > execKeep {
-		k.dropped += int64(len(line) + 1)
-		return
-	}
-	k.b.WriteString(line)
-	k.b.WriteByte('\n')
-}
-
-func (k *keptOutput) String() string {
-	if k.dropped == 0 {
-		return k.b.String()
-	}
-	return k.b.String() + fmt.Sprintf("[skiff: %d more bytes not kept]\n", k.dropped)
 }

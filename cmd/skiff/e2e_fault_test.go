@@ -35,7 +35,7 @@ func TestDeploy_FaultRunOnTwentyHosts(t *testing.T) {
 		t.Skip("fault run: twenty hosts; skipped with -short")
 	}
 	t.Parallel()
-	env := testenv.Fleet(t, testenv.FleetOptions{Hosts: 20, Programs: rolloutProgram})
+	env := testenv.Fleet(t, testenv.FleetOptions{Hosts: 20, Programs: testenv.FleetWebProgram})
 	inv := env.WriteInventory(t, fmt.Sprintf(`[apps.web]
 hosts = ["all"]
 path = "/srv/web"

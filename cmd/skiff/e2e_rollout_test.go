@@ -17,26 +17,13 @@ import (
 	"github.com/skiffdeploy/skiff/remote"
 )
 
-// rolloutProgram is the same on every fleet host: the example app of /srv/web's live release on 8088.
-const rolloutProgram = `
-[program:web]
-command=/usr/bin/python3 /srv/web/current/server.py --port 8088
-directory=/srv
-user=` + testenv.TestUserName + `
-autostart=false
-startsecs=1
-startretries=0
-stopasgroup=true
-killasgroup=true
-`
-
 // TestDeploy_RolloutThreeHosts deploys one [apps.web] section to three hosts that look alike (same /srv/web,
 // same supervisord socket, same port 8088, each in its own namespaces) in batches of two, with a host that
 // fails in the first batch: the rollout stops there, --rollback-fleet puts the good host of the batch back,
 // and --only-failed redeploys every host the last run did not leave on its release.
 func TestDeploy_RolloutThreeHosts(t *testing.T) {
 	t.Parallel()
-	env := testenv.Fleet(t, testenv.FleetOptions{Hosts: 3, Programs: rolloutProgram})
+	env := testenv.Fleet(t, testenv.FleetOptions{Hosts: 3, Programs: testenv.FleetWebProgram})
 	inv := env.WriteInventory(t, `[apps.web]
 hosts = ["h1", "h2", "h3"]
 path = "/srv/web"

@@ -25,6 +25,21 @@ const (
 	FleetSupervisorInetURL = "http://127.0.0.1:9001"
 )
 
+// FleetWebProgram is a supervisord program, the same on every fleet host, that runs the example app
+// (examples/app/server.py) of /srv/web's live release on port 8088 as the login user; it does not start by
+// itself and is not retried, so a release that fails shows at once.
+const FleetWebProgram = `
+[program:web]
+command=/usr/bin/python3 /srv/web/current/server.py --port 8088
+directory=/srv
+user=` + TestUserName + `
+autostart=false
+startsecs=1
+startretries=0
+stopasgroup=true
+killasgroup=true
+`
+
 // FleetOptions configures StartFleet.
 type FleetOptions struct {
 	// Hosts is the number of hosts, named h1..hN.
