@@ -105,21 +105,10 @@ func (r *hostRun) writeEnv(ctx context.Context) (bool, error) {
 // written to it, and is renamed over dst once complete, so that no reader sees a partial file or content
 // under a wider mode. tmp is removed when anything fails.
 func writeAtomic(client *sftp.Client, tmp, dst string, mode fs.FileMode, src io.Reader) error {
-	f, err := release.CreateFinal(client, tmp, os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
+	return release.WriteFile(client, tmp, dst, os.O_WRONLY|os.O_TRUNC, mode, func(f *sftp.File) error {
+		_, err := io.Copy(f, src)
 		return err
-	}
-	_, err = io.Copy(f, src)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = client.PosixRename(tmp, dst)
-	}
-	if err != nil {
-		_ = client.Remove(tmp)
-	}
-	return err
+	})
 }
 
 // readEnvFile reads an environment file from a target, at most maxEnvFile bytes.

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"strings"
 	"time"
 
 	"github.com/skiffdeploy/skiff/deploy"
@@ -53,6 +54,17 @@ func (r *Report) OK() bool {
 		}
 	}
 	return true
+}
+
+// FailedHosts names the hosts that failed and why, one line: "web1: reason; web2: reason".
+func (r *Report) FailedHosts() string {
+	var failed []string
+	for _, h := range r.Hosts {
+		if !h.OK {
+			failed = append(failed, h.Host+": "+strings.Join(strings.Fields(h.Error), " "))
+		}
+	}
+	return strings.Join(failed, "; ")
 }
 
 // Errs returns each host's error at its index (nil for a host that succeeded).

@@ -157,3 +157,24 @@ func CreateFinal(client *sftp.Client, name string, flags int, mode fs.FileMode) 
 	}
 	return f, nil
 }
+
+// WriteFile writes a file over SFTP so that no reader sees it partial or under a wider mode: fill writes the
+// content into tmp, created with its final mode (see CreateFinal) and flags, which is then renamed over dst.
+// tmp is removed when anything fails.
+func WriteFile(client *sftp.Client, tmp, dst string, flags int, mode fs.FileMode, fill func(*sftp.File) error) error {
+	f, err := CreateFinal(client, tmp, flags, mode)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	err = fill(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = client.PosixRename(tmp, dst)
+	}
+	if err != nil {
+		_ = client.Remove(tmp)
+	}
+	return err
+}

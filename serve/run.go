@@ -33,7 +33,7 @@ func (s *Server) run(j *Job, log *liveLog) {
 	case err != nil:
 		j.Status, j.Error = StatusFailed, err.Error()
 	case !rep.OK():
-		j.Status, j.Error = StatusFailed, failedHosts(rep)
+		j.Status, j.Error = StatusFailed, rep.FailedHosts()
 	default:
 		j.Status = StatusOK
 	}
@@ -162,17 +162,6 @@ func formatEvent(ev fleet.Event) string {
 		return ts + " " + ev.Host + ": " + ev.Text
 	}
 	return ts + " " + ev.Text
-}
-
-// failedHosts names the hosts that failed and why.
-func failedHosts(rep *fleet.Report) string {
-	var out []string
-	for _, h := range rep.Hosts {
-		if !h.OK {
-			out = append(out, h.Host+": "+firstLine(h.Error))
-		}
-	}
-	return strings.Join(out, "; ")
 }
 
 func firstLine(s string) string {

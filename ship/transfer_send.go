@@ -71,23 +71,14 @@ func (s *shipper) putFile(ctx context.Context, client *sftp.Client, rel string, 
 	defer src.Close()
 	dst := path.Join(rel, e.Path)
 	tmp := shipTempName(dst, s.token)
-	f, err := release.CreateFinal(client, tmp, os.O_WRONLY|os.O_EXCL, e.Mode)
-	if err != nil {
-		return fmt.Errorf("upload %q: create %s: %w", e.Path, tmp, err)
-	}
 	r := s.newSendReader(ctx, src, e)
-	_, err = f.ReadFrom(r)
-	if err == nil {
-		err = r.check()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = client.PosixRename(tmp, dst)
-	}
+	err = release.WriteFile(client, tmp, dst, os.O_WRONLY|os.O_EXCL, e.Mode, func(f *sftp.File) error {
+		if _, err := f.ReadFrom(r); err != nil {
+			return err
+		}
+		return r.check()
+	})
 	if err != nil {
-		_ = client.Remove(tmp)
 		return fmt.Errorf("upload %q: %w", e.Path, err)
 	}
 	s.sent(r)

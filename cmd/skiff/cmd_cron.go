@@ -199,18 +199,7 @@ func jobError(rep *fleet.Report, err error) error {
 	if code == exitOK {
 		return nil
 	}
-	return fmt.Errorf("exit %d: %s", code, failureSummary(rep))
-}
-
-// failureSummary names the failed hosts of a report and their errors.
-func failureSummary(rep *fleet.Report) string {
-	var failed []string
-	for _, h := range rep.Hosts {
-		if !h.OK {
-			failed = append(failed, h.Host+": "+oneLine(h.Error))
-		}
-	}
-	return strings.Join(failed, "; ")
+	return fmt.Errorf("exit %d: %s", code, rep.FailedHosts())
 }
 
 // printPlanned prints the next run of each schedule, for `skiff cron --list`.
