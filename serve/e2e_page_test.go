@@ -1,6 +1,7 @@
 package serve_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -19,7 +20,8 @@ const chromiumBinary = "/usr/bin/chromium-headless-shell"
 
 // TestServe_StatusPageInBrowser opens the status page in a real headless Chromium: it signs in with the
 // token form, lists the apps with their live releases, and shows a running job's log growing without a
-// reload. It keeps a screenshot in docs/serve.png for the README.
+// reload. With SKIFF_UPDATE_SCREENSHOT=1 it keeps its screenshot in
+// docs/serve.png for the README.
 func TestServe_StatusPageInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -107,7 +109,15 @@ func TestServe_StatusPageInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join("..", "docs", "serve.png"), shot, 0o644); err != nil {
+	if !bytes.HasPrefix(shot, []byte("\x89PNG")) {
+		t.Fatalf("the screenshot is not a PNG (%d bytes)", len(shot))
+	}
+	// SKIFF_UPDATE_SCREENSHOT=1 keeps it as the README's picture; otherwise a test run leaves the tree clean.
+	out := filepath.Join(t.TempDir(), "serve.png")
+	if os.Getenv("SKIFF_UPDATE_SCREENSHOT") != "" {
+		out = filepath.Join("..", "docs", "serve.png")
+	}
+	if err := os.WriteFile(out, shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if j := s.wait(running, 2*time.Minute); j.Status != "ok" {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skiffdeploy/skiff/deploy"
 	"github.com/skiffdeploy/skiff/fleet"
 	"github.com/skiffdeploy/skiff/inventory"
 )
@@ -68,7 +69,11 @@ func (s *Server) deploy(ctx context.Context, j *Job, log *liveLog) (*fleet.Repor
 	if err := s.nextSecond(ctx, j.App); err != nil {
 		return nil, err
 	}
-	e := s.cfg.Engine(j.Origin(), func(ev fleet.Event) { log.add(formatEvent(ev)) })
+	e := s.cfg.Engine(j.Origin(), func(ev fleet.Event) {
+		if line, ok := formatEvent(ev); ok {
+			log.add(line)
+		}
+	})
 	defer e.Close()
 	return e.Deploy(ctx, req)
 }
@@ -139,12 +144,23 @@ func describe(j *Job) string {
 	return "deploy " + j.App + " " + strings.Join(parts, ", ")
 }
 
-// formatEvent renders an engine event as one log line.
-func formatEvent(ev fleet.Event) string {
+// formatEvent renders an engine event as one log line. Of a step's progress events only its end makes a
+// line: the log is read later, not watched like a terminal.
+func formatEvent(ev fleet.Event) (string, bool) {
 	ts := ev.Time.UTC().Format("15:04:05")
 	switch ev.Kind {
 	case fleet.EventStart:
-		return ts + " hosts: " + strings.Join(ev.Hosts, ", ")
+		return ts + " hosts: " + strings.Join(ev.Hosts, ", "), true
+	case fleet.EventProgress:
+		p := ev.Progress
+		if !p.Done {
+			return "", false
+		}
+		line := fmt.Sprintf("%s %s: %s done in %s", ts, ev.Host, p.Step, p.Elapsed.Round(time.Millisecond))
+		if p.BytesTotal > 0 || p.FilesTotal > 0 {
+			line += fmt.Sprintf(" (%d file(s), %s)", p.Files, deploy.HumanSize(p.Bytes))
+		}
+		return line, true
 	case fleet.EventDone:
 		r := ev.Result
 		if r.OK {
@@ -152,16 +168,16 @@ func formatEvent(ev fleet.Event) string {
 			if r.Outcome != nil && r.Outcome.After != "" {
 				after = " release " + r.Outcome.After
 			}
-			return fmt.Sprintf("%s %s: ok%s (%s)", ts, ev.Host, after, time.Duration(r.DurationMS)*time.Millisecond)
+			return fmt.Sprintf("%s %s: ok%s (%s)", ts, ev.Host, after, time.Duration(r.DurationMS)*time.Millisecond), true
 		}
-		return fmt.Sprintf("%s %s: FAILED: %s", ts, ev.Host, r.Error)
+		return fmt.Sprintf("%s %s: FAILED: %s", ts, ev.Host, r.Error), true
 	case fleet.EventLine:
-		return ts + " " + ev.Host + " | " + ev.Text
+		return ts + " " + ev.Host + " | " + ev.Text, true
 	}
 	if ev.Host != "" {
-		return ts + " " + ev.Host + ": " + ev.Text
+		return ts + " " + ev.Host + ": " + ev.Text, true
 	}
-	return ts + " " + ev.Text
+	return ts + " " + ev.Text, true
 }
 
 func firstLine(s string) string {
