@@ -112,9 +112,10 @@ func (p *pruner) logf(format string, args ...any) {
 
 // Prune removes, on one host, what retention no longer needs: under the lock of every app it prunes (op
 // "prune"), the release directories of source apps beyond keep_releases and those a killed deploy left
-// incomplete (never the current or the previous one) and the builds no kept release links, and the images of image apps that no container uses,
-// that are not the image of the live release or of the keep_images releases before it of any image app on
-// the host, and that are older than the largest prune.min_age; dangling images go too. Images of other
+// incomplete (never the current or the previous one) and the builds no kept release links, and the images of
+// image apps that no container uses, that are not the image of the live release or of the keep_images
+// releases before it of any image app on the host, and that are older than the largest prune.min_age;
+// dangling images go too. Images of other
 // repositories are left alone. A held lock fails the host with a *LockedError and keeps everything of that
 // app; when an image app's lock is held no image is removed at all, since images are shared by the host.
 // An image Docker refuses to remove is reported, not an error. Apps never deployed to the host are skipped.
