@@ -20,7 +20,7 @@ import (
 // was; a failure after it switches back, restarts and checks the previous release, and records both.
 func DeploySource(ctx context.Context, c HostConn, app *inventory.App, host string, opts *Options) *Outcome {
 	r := newHostRun(c, app, host, opts)
-	return r.locked(ctx, "deploy", r.deploySource)
+	return countRemote(c, r.locked(ctx, "deploy", r.deploySource))
 }
 
 func (r *hostRun) deploySource(ctx context.Context) error {
