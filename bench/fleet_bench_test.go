@@ -117,6 +117,7 @@ type fleetBench struct {
 	rounds  int
 	version int
 	last    time.Time // of the last skiff deploy: release ids are per second
+	cost    string    // what skiff's last deploy asked of one host: commands, SFTP starts, upload step
 }
 
 // run deploys once with every tool untimed, then times the rounds and returns one row per tool.
@@ -127,6 +128,7 @@ func (fb *fleetBench) run() []fleetRow {
 	for _, tool := range tools {
 		fb.deploy(tool)
 	}
+	first := fb.cost
 	fb.verify()
 	fb.b.StartTimer()
 	ms := map[string][]treeMeasure{}
@@ -149,7 +151,8 @@ func (fb *fleetBench) run() []fleetRow {
 	for _, tool := range tools {
 		rows = append(rows, fleetRow{hosts: n, tool: tool, m: medianTree(ms[tool])})
 	}
-	rows[0].note = "steps (median host, median round): " + stepSummary(steps)
+	rows[0].note = "steps (median host, median round): " + stepSummary(steps) +
+		"\n  remote per host, first deploy: " + first + "; redeploy: " + fb.cost
 	sk := rows[0].m
 	for _, r := range rows[1:] {
 		fb.b.ReportMetric(float64(sk.wall)/float64(r.m.wall), "skiff/"+r.tool+"-wall")
@@ -213,13 +216,28 @@ func (fb *fleetBench) skiffSteps(out []byte) map[string]time.Duration {
 				Step string `json:"step"`
 				MS   int64  `json:"duration_ms"`
 			} `json:"steps"`
+			Remote *struct {
+				Commands   int64 `json:"commands"`
+				SFTPStarts int64 `json:"sftp_starts"`
+			} `json:"remote"`
 		} `json:"hosts"`
 	}
 	if err := json.Unmarshal(out, &rep); err != nil || len(rep.Hosts) != len(fb.env.Hosts) {
 		fb.b.Fatalf("skiff report: %v\n%s", err, tail(out, 4000))
 	}
 	per := map[string][]time.Duration{}
+	fb.cost = "not reported"
 	for _, h := range rep.Hosts {
+		if h.Remote != nil && h.Host == rep.Hosts[0].Host {
+			up := time.Duration(-1)
+			for _, s := range h.Steps {
+				if s.Step == "upload" {
+					up = time.Duration(s.MS) * time.Millisecond
+				}
+			}
+			fb.cost = fmt.Sprintf("%d commands (sessions + shells), %d SFTP start(s), upload step %s (host %s)",
+				h.Remote.Commands, h.Remote.SFTPStarts, up, h.Host)
+		}
 		if !h.OK {
 			fb.b.Fatalf("skiff: %s failed: %s", h.Host, h.Error)
 		}

@@ -67,9 +67,12 @@ type Outcome struct {
 	// LogTail are the app's last log lines (at most 20) when its start or check failed on the host.
 	LogTail []string `json:"log_tail,omitempty"`
 	// Warnings are problems that did not fail the host: housekeeping after a passed check, skipped history lines.
-	Warnings []string      `json:"warnings,omitempty"`
-	Duration time.Duration `json:"-"`
-	Err      error         `json:"-"`
+	Warnings []string `json:"warnings,omitempty"`
+	// Remote is what the host's connection was asked for by the time the run ended (source deploys), when
+	// the connection counts it: sessions are remote processes, each command at least one round trip.
+	Remote   *remote.Counts `json:"remote,omitempty"`
+	Duration time.Duration  `json:"-"`
+	Err      error          `json:"-"`
 }
 
 // StepTiming is how long one step of a host's run took.
@@ -132,6 +135,15 @@ func (r *hostRun) warn(msg string) {
 	r.out.Warnings = append(r.out.Warnings, msg)
 	r.warnMu.Unlock()
 	r.logf("WARNING: %s", msg)
+}
+
+// countRemote records in out what c was asked for so far, when c counts it.
+func countRemote(c HostConn, out *Outcome) *Outcome {
+	if rc, ok := c.(interface{ Counts() remote.Counts }); ok {
+		n := rc.Counts()
+		out.Remote = &n
+	}
+	return out
 }
 
 func newHostRun(c HostConn, app *inventory.App, host string, opts *Options) *hostRun {

@@ -20,12 +20,18 @@ import (
 // was; a failure after it switches back, restarts and checks the previous release, and records both.
 func DeploySource(ctx context.Context, c HostConn, app *inventory.App, host string, opts *Options) *Outcome {
 	r := newHostRun(c, app, host, opts)
-	return r.locked(ctx, "deploy", r.deploySource)
+	return countRemote(c, r.locked(ctx, "deploy", r.deploySource))
 }
 
 func (r *hostRun) deploySource(ctx context.Context) error {
 	id := r.opts.ReleaseID
-	prev, err := release.ReadCurrent(ctx, r.c, r.l)
+	readCurrent := release.ReadCurrentSFTP // the upload opens the SFTP session anyway: one remote shell fewer
+	if r.opts.DryRun {
+		readCurrent = func(ctx context.Context, c release.Conn, l release.Layout) (string, error) {
+			return release.ReadCurrent(ctx, c, l)
+		}
+	}
+	prev, err := readCurrent(ctx, r.c, r.l)
 	if err != nil {
 		return err
 	}

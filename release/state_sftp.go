@@ -178,3 +178,30 @@ func WriteFile(client *sftp.Client, tmp, dst string, flags int, mode fs.FileMode
 	}
 	return err
 }
+
+// ReadCurrentSFTP is ReadCurrent through the connection's SFTP session, which a deploy opens anyway: no
+// remote shell is started for it. What the link names is validated by ParseCurrent as ReadCurrent's is.
+func ReadCurrentSFTP(ctx context.Context, c Conn, l Layout) (string, error) {
+	client, err := c.SFTP(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read current: %w", err)
+	}
+	var out string
+	fi, err := client.Lstat(l.Current())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return "", fmt.Errorf("read current: %s: %w", l.Current(), err)
+	case fi.Mode()&fs.ModeSymlink == 0:
+		out = notALink
+	default:
+		if out, err = client.ReadLink(l.Current()); err != nil {
+			return "", fmt.Errorf("read current: %s: %w", l.Current(), err)
+		}
+	}
+	id, err := ParseCurrent(l, []byte(out))
+	if err != nil {
+		return "", fmt.Errorf("read current: %w", err)
+	}
+	return id, nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -36,6 +37,20 @@ type Conn struct {
 
 	sftpMu sync.Mutex
 	sftp   *sftp.Client
+
+	commands, sftpStarts atomic.Int64 // see Counts
+}
+
+// Counts are what a connection has asked of its target since it was dialed: each command is one session,
+// one remote shell and at least one round trip; each SFTP start is one session and one sftp-server process.
+type Counts struct {
+	Commands   int64 `json:"commands"`
+	SFTPStarts int64 `json:"sftp_starts"`
+}
+
+// Counts returns the connection's counts so far, for benchmarks and reports of what a run cost the target.
+func (c *Conn) Counts() Counts {
+	return Counts{Commands: c.commands.Load(), SFTPStarts: c.sftpStarts.Load()}
 }
 
 // newConn wraps an authenticated client and starts watching it.
@@ -282,6 +297,7 @@ func (c *Conn) SFTP(ctx context.Context) (*sftp.Client, error) {
 			return nil, c.wrapErr(fmt.Errorf("starting sftp: %w", m.err))
 		}
 		c.sftp = m.client
+		c.sftpStarts.Add(1)
 		go c.watchSFTP(m.client, release)
 		return m.client, nil
 	case <-ctx.Done():
