@@ -89,9 +89,6 @@ func New(cfg Config) *Engine {
 // Close closes every connection the engine opened.
 func (e *Engine) Close() error { return e.pool.Close() }
 
-// Inventory is the inventory the engine works on.
-func (e *Engine) Inventory() *inventory.Inventory { return e.cfg.Inventory }
-
 // conn returns the one connection to host h, opening it on first use.
 func (e *Engine) conn(ctx context.Context, h *inventory.Host) (*remote.Conn, error) {
 	return e.pool.Get(ctx, deploy.Target(e.cfg.Inventory, h))

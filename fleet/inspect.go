@@ -188,12 +188,27 @@ func (e *Engine) programStates(ctx context.Context, conn *remote.Conn, sup inven
 // (not in a dry run) and says what it held. A lock younger than the app's timeout, or one without an owner,
 // is removed only with force: its run may still be going.
 func (e *Engine) Lock(ctx context.Context, req AppRequest, remove, force bool) (*Report, error) {
+	return e.locks(ctx, req, func(*release.LockedError) (bool, bool) { return remove, force })
+}
+
+// ReleaseStaleLock removes the app's lock on each host where it is older than the app's timeout and held by
+// origin: what a run of that origin left when it was killed (`skiff serve` after a SIGKILL). A lock of any
+// other run, or one not stale yet, stays and is reported in Lock.
+func (e *Engine) ReleaseStaleLock(ctx context.Context, req AppRequest, origin string) (*Report, error) {
+	return e.locks(ctx, req, func(held *release.LockedError) (bool, bool) {
+		return held.Owner != nil && held.Owner.Origin == origin && held.Stale, true
+	})
+}
+
+// locks inspects the app's lock on each host and removes the one it inspected where decide says so (never in
+// a dry run); a lock that stays is reported in Lock, a removed one in Released.
+func (e *Engine) locks(ctx context.Context, req AppRequest, decide func(held *release.LockedError) (remove, force bool)) (*Report, error) {
 	return e.inspect(ctx, "lock", req, false, func(ctx context.Context, app *inventory.App, conn *remote.Conn, r *HostResult) error {
-		l := release.Layout{Path: app.Path}
-		held, err := release.LockStatus(ctx, conn, l, app.Timeout.Duration)
+		held, err := release.LockStatus(ctx, conn, release.Layout{Path: app.Path}, app.Timeout.Duration)
 		if err != nil || held == nil {
 			return err
 		}
+		remove, force := decide(held)
 		if !remove || e.cfg.DryRun {
 			r.Lock = held.Error()
 			return nil
