@@ -79,17 +79,26 @@ if [ -s "$2" ] && [ -n "$(tail -c 1 "$2")" ]; then printf '\n%s\n' "$3" >> "$2";
 // AppendHistory adds one line to the app's history on the target. One printf of one line with O_APPEND is
 // atomic enough for a file that only skiff writes, and only under the app's lock.
 func AppendHistory(ctx context.Context, c runner, l Layout, e HistoryEntry) error {
+	cmd, err := AppendHistoryCommand(l, e)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Run(ctx, cmd); err != nil {
+		return fmt.Errorf("append history: %w", err)
+	}
+	return nil
+}
+
+// AppendHistoryCommand is the command AppendHistory runs, for a caller that runs it in a remote.Sequence.
+func AppendHistoryCommand(l Layout, e HistoryEntry) (remote.Command, error) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
 	data, err := json.Marshal(e)
 	if err != nil {
-		return err
+		return remote.Command{}, err
 	}
-	if _, err := c.Run(ctx, remote.Script(appendHistoryScript, l.SkiffDir(), l.History(), string(data))); err != nil {
-		return fmt.Errorf("append history: %w", err)
-	}
-	return nil
+	return remote.Script(appendHistoryScript, l.SkiffDir(), l.History(), string(data)), nil
 }
 
 // ReadHistory returns the app's history on the target, oldest first; a missing file is an empty history.

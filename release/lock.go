@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,6 +88,32 @@ type Lock struct {
 // AcquireLock takes the app's lock on a target with mkdir, which is atomic. When the lock is held it returns
 // a *LockedError naming the holder; a lock older than staleAfter is reported as stale but never broken here.
 func AcquireLock(ctx context.Context, c runner, l Layout, owner LockOwner, staleAfter time.Duration) (*Lock, error) {
+	a, err := NewLockAttempt(c, l, owner)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Run(ctx, a.Step.Command)
+	var ee *remote.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return a.Outcome(ee.Status, res.Stdout, staleAfter)
+	case err != nil:
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	return a.Outcome(0, nil, staleAfter)
+}
+
+// LockAttempt is the lock about to be taken: the step that takes it, run alone (AcquireLock) or as the first
+// step of a remote.Sequence that must run only under the lock, and what its outcome makes of it.
+type LockAttempt struct {
+	Step  remote.Step
+	c     runner
+	l     Layout
+	owner LockOwner
+}
+
+// NewLockAttempt gives owner a fresh token and the time, and makes the step that takes the lock for it.
+func NewLockAttempt(c runner, l Layout, owner LockOwner) (*LockAttempt, error) {
 	tok := make([]byte, 12)
 	if _, err := rand.Read(tok); err != nil {
 		return nil, err
@@ -99,17 +126,20 @@ func AcquireLock(ctx context.Context, c runner, l Layout, owner LockOwner, stale
 	if err != nil {
 		return nil, err
 	}
-	cmd := remote.Script(acquireScript, l.SkiffDir(), l.LockDir(), string(data))
-	cmd.MaxOutput = maxOwnerBytes
-	res, err := c.Run(ctx, cmd)
-	var ee *remote.ExitError
-	if errors.As(err, &ee) && ee.Status == 3 {
-		return nil, lockedError(l, res.Stdout, staleAfter)
+	return &LockAttempt{Step: remote.Step{Command: remote.Script(acquireScript, l.SkiffDir(), l.LockDir(), string(data))},
+		c: c, l: l, owner: owner}, nil
+}
+
+// Outcome is the lock the step took (status 0), the *LockedError of a held lock (status 3, its stdout the
+// holder's owner.json), or an error for any other status.
+func (a *LockAttempt) Outcome(status int, stdout []byte, staleAfter time.Duration) (*Lock, error) {
+	switch status {
+	case 0:
+		return &Lock{c: a.c, dir: a.l.LockDir(), owner: a.owner}, nil
+	case 3:
+		return nil, lockedError(a.l, stdout, staleAfter)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
-	}
-	return &Lock{c: c, dir: l.LockDir(), owner: owner}, nil
+	return nil, fmt.Errorf("lock: taking %s failed with exit status %d", a.l.LockDir(), status)
 }
 
 func lockedError(l Layout, ownerJSON []byte, staleAfter time.Duration) *LockedError {
@@ -146,15 +176,42 @@ func ParseLockOwner(data []byte) (*LockOwner, error) {
 // Release frees the lock. It uses a fresh context when ctx is already cancelled, because a lock left behind
 // after Ctrl-C blocks the next run.
 func (k *Lock) Release(ctx context.Context) error {
+	_, err := k.ReleaseAfter(ctx)
+	return err
+}
+
+// ReleaseAfter runs steps and then frees the lock, in one remote command (remote.Sequence): what ends a run
+// under the lock (its history line, retention) costs no session of its own. The lock is freed whatever the
+// steps did. stepErrs has one error per step (nil when it succeeded); err is the unlock's or the
+// connection's.
+func (k *Lock) ReleaseAfter(ctx context.Context, steps ...remote.Step) (stepErrs []error, err error) {
 	if ctx.Err() != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 		defer cancel()
 	}
-	if _, err := k.c.Run(ctx, remote.Script(releaseScript, k.dir, k.owner.Token)); err != nil {
-		return fmt.Errorf("release lock %s: %w", k.dir, lockChanged(err))
+	unlock := remote.Step{Command: remote.Script(releaseScript, k.dir, k.owner.Token), Always: true}
+	if len(steps) == 0 {
+		if _, err := k.c.Run(ctx, unlock.Command); err != nil {
+			return nil, fmt.Errorf("release lock %s: %w", k.dir, lockChanged(err))
+		}
+		return nil, nil
 	}
-	return nil
+	cmd, err := remote.Sequence(append(steps, unlock)...)
+	if err != nil {
+		return nil, err
+	}
+	res, err := k.c.Run(ctx, cmd)
+	var ee *remote.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		err = fmt.Errorf("release lock %s: %w", k.dir, err)
+		return slices.Repeat([]error{err}, len(steps)), err
+	}
+	errs := remote.SequenceErrors(res.Stdout, len(steps)+1, ee)
+	if uerr := errs[len(steps)]; uerr != nil {
+		return errs[:len(steps)], fmt.Errorf("release lock %s: %w", k.dir, lockChanged(uerr))
+	}
+	return errs[:len(steps)], nil
 }
 
 // lockChanged explains releaseScript's exit status 4.
