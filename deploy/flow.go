@@ -93,6 +93,10 @@ type hostRun struct {
 	opts *Options
 	out  *Outcome
 	lock *release.Lock
+	// started delivers, on a source deploy, how beginSource started the new release under the lock.
+	started <-chan sourceStart
+	// atEnd are the steps that run with the unlock, in the same remote command (see release.Lock.ReleaseAfter).
+	atEnd []endStep
 
 	warnMu   sync.Mutex
 	cleanup  context.Context // see cleanupCtx
@@ -191,24 +195,34 @@ func (r *hostRun) acquire(ctx context.Context, op string) error {
 		return nil
 	}
 	return r.step("lock", func() (err error) {
-		r.lock, err = release.AcquireLock(ctx, r.c, r.l, release.LockOwner{
-			Operator: r.opts.Operator, Machine: r.opts.Machine, PID: r.opts.PID, Origin: r.opts.Origin, Op: op, App: r.app.Name,
-		}, r.app.Timeout.Duration)
+		r.lock, err = release.AcquireLock(ctx, r.c, r.l, r.owner(op), r.app.Timeout.Duration)
 		return err
 	})
+}
+
+// owner is who takes the lock for op.
+func (r *hostRun) owner(op string) release.LockOwner {
+	return release.LockOwner{
+		Operator: r.opts.Operator, Machine: r.opts.Machine, PID: r.opts.PID, Origin: r.opts.Origin, Op: op, App: r.app.Name,
+	}
 }
 
 // locked runs fn under the app's lock on the host, and fills in the outcome's error and duration. The app's
 // timeout bounds the whole of it, hooks and builds included; what must still happen after it expires (remove
 // the new release, switch back, record history, unlock) runs with short deadlines of its own.
 func (r *hostRun) locked(ctx context.Context, op string, fn func(context.Context) error) *Outcome {
+	return r.lockedBy(ctx, func(ctx context.Context) error { return r.acquire(ctx, op) }, fn)
+}
+
+// lockedBy is locked with take taking the lock (and, for a source deploy, more: see beginSource).
+func (r *hostRun) lockedBy(ctx context.Context, take, fn func(context.Context) error) *Outcome {
 	start := time.Now()
 	ctx = release.WithWarn(ctx, r.warn)
 	runCtx, cancel := ctx, context.CancelFunc(func() {})
 	if t := r.app.Timeout.Duration; t > 0 {
 		runCtx, cancel = context.WithTimeout(ctx, t)
 	}
-	err := r.acquire(runCtx, op)
+	err := take(runCtx)
 	if err == nil {
 		if r.app.Kind == inventory.KindSource && !r.opts.DryRun {
 			err = r.checkHistorySize(runCtx)
@@ -242,18 +256,46 @@ func (r *hostRun) checkHistorySize(ctx context.Context) error {
 	return nil
 }
 
-// release frees the lock with a deadline of its own; a failure to do so is reported with the run's error,
-// never swallowed.
+// release frees the lock with a deadline of its own, running first, in the same remote command, the steps
+// left for the end (atEnd); a failure to free it is reported with the run's error, never swallowed.
 func (r *hostRun) release(ctx context.Context, err error) error {
 	if r.lock == nil {
 		return err
 	}
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
-	defer cancel()
-	if uerr := r.lock.Release(uctx); uerr != nil {
-		return errors.Join(err, uerr)
+	timeout := unlockTimeout
+	steps := make([]remote.Step, len(r.atEnd))
+	for i, e := range r.atEnd {
+		steps[i] = e.step
+		timeout = unlockTimeout + cleanupTimeout
 	}
-	return err
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	stepErrs, uerr := r.lock.ReleaseAfter(uctx, steps...)
+	for i, e := range r.atEnd {
+		serr := uerr
+		if i < len(stepErrs) {
+			serr = stepErrs[i]
+		}
+		err = errors.Join(err, e.done(serr))
+	}
+	return errors.Join(err, uerr)
+}
+
+// endStep is a command left for the end of a run under the lock, run with the unlock (see release); done
+// takes its error (nil when it succeeded) and returns what it adds to the run's error.
+type endStep struct {
+	step remote.Step
+	done func(error) error
+}
+
+// atEndRun leaves cmd to run with the unlock, where it costs no remote session of its own, or runs it now
+// when the run holds no lock (a dry run, which renders it).
+func (r *hostRun) atEndRun(ctx context.Context, cmd remote.Command, done func(error) error) error {
+	if r.lock == nil {
+		return done(r.run(ctx, cmd))
+	}
+	r.atEnd = append(r.atEnd, endStep{step: remote.Step{Command: cmd}, done: done})
+	return nil
 }
 
 // history records an entry (not in a dry run). Like the lock's release it uses a fresh context when ctx has
@@ -266,6 +308,24 @@ func (r *hostRun) history(ctx context.Context, e release.HistoryEntry) error {
 	ctx = r.cleanupCtx(ctx)
 	e.App, e.Operator, e.Origin, e.Run = r.app.Name, r.opts.Operator, r.opts.Origin, r.opts.Run
 	return release.AppendHistory(ctx, r.c, r.l, e)
+}
+
+// historyAtEnd records an entry with the unlock (see atEndRun): the last line of a run that went well.
+func (r *hostRun) historyAtEnd(ctx context.Context, e release.HistoryEntry) error {
+	if r.opts.DryRun {
+		return nil
+	}
+	e.App, e.Operator, e.Origin, e.Run = r.app.Name, r.opts.Operator, r.opts.Origin, r.opts.Run
+	cmd, err := release.AppendHistoryCommand(r.l, e)
+	if err != nil {
+		return err
+	}
+	return r.atEndRun(ctx, cmd, func(err error) error {
+		if err != nil {
+			return fmt.Errorf("append history: %w", err)
+		}
+		return nil
+	})
 }
 
 // restart restarts the app's supervisord programs through the SSH connection and waits until they run.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/skiffdeploy/skiff/inventory"
 	"github.com/skiffdeploy/skiff/release"
+	"github.com/skiffdeploy/skiff/remote"
 	"github.com/skiffdeploy/skiff/ship"
 )
 
@@ -20,26 +21,27 @@ import (
 // was; a failure after it switches back, restarts and checks the previous release, and records both.
 func DeploySource(ctx context.Context, c HostConn, app *inventory.App, host string, opts *Options) *Outcome {
 	r := newHostRun(c, app, host, opts)
-	return countRemote(c, r.locked(ctx, "deploy", r.deploySource))
+	return countRemote(c, r.lockedBy(ctx, r.beginSource, r.deploySource))
 }
 
 func (r *hostRun) deploySource(ctx context.Context) error {
 	id := r.opts.ReleaseID
-	readCurrent := release.ReadCurrentSFTP // the upload opens the SFTP session anyway: one remote shell fewer
-	if r.opts.DryRun {
-		readCurrent = func(ctx context.Context, c release.Conn, l release.Layout) (string, error) {
-			return release.ReadCurrent(ctx, c, l)
+	var start sourceStart
+	if r.started != nil {
+		start = <-r.started // the begin command ends with ctx
+	} else {
+		prev, err := release.ReadCurrent(ctx, r.c, r.l)
+		if err == nil && prev == id {
+			err = alreadyCurrent(id)
 		}
+		if err != nil {
+			return err
+		}
+		start.prev = prev
 	}
-	prev, err := readCurrent(ctx, r.c, r.l)
-	if err != nil {
-		return err
-	}
+	prev := start.prev
 	r.out.Before, r.out.After = prev, prev
-	if prev == id {
-		return fmt.Errorf("release %s is already current: a release id is the time to the second, so deploy again in a second", id)
-	}
-	if err := r.prepareSource(ctx, prev); err != nil {
+	if err := r.prepareSource(ctx, prev, start); err != nil {
 		r.discard(ctx, id)
 		var local *scanError
 		if errors.As(err, &local) {
@@ -52,7 +54,7 @@ func (r *hostRun) deploySource(ctx context.Context) error {
 		return r.revert(ctx, id, prev, err)
 	}
 	r.out.After = id
-	if err := r.history(ctx, release.HistoryEntry{Op: release.ActionDeploy, ID: id, Previous: prev, Result: release.ResultOK, Revision: r.opts.Revision}); err != nil {
+	if err := r.historyAtEnd(ctx, release.HistoryEntry{Op: release.ActionDeploy, ID: id, Previous: prev, Result: release.ResultOK, Revision: r.opts.Revision}); err != nil {
 		return err
 	}
 	if err := r.retain(ctx, id, prev); err != nil {
@@ -83,19 +85,20 @@ func (r *hostRun) manifest(ctx context.Context) (*ship.Manifest, error) {
 // release is made from the live one's manifest (see CloneReleaseCommand) while the scan finishes; then the
 // differences are shipped, the shared entries linked, the builds linked (made where the host lacks them) and
 // the before_switch hooks run.
-func (r *hostRun) prepareSource(ctx context.Context, prev string) error {
+func (r *hostRun) prepareSource(ctx context.Context, prev string, start sourceStart) error {
 	id := r.opts.ReleaseID
-	if !r.opts.DryRun && release.LeftoverRelease(ctx, r.c, r.l, id) {
-		// A release dir of the same id that is not current can only be the remains of a killed run.
-		if err := r.run(ctx, release.RemoveReleasesCommand(r.l, []string{id})); err != nil {
-			return err
-		}
-	}
 	copyFiles := r.copiesFiles()
-	cloned := make(chan cloneResult, 1)
-	go func() { cloned <- r.cloneBase(ctx, prev, id, copyFiles) }()
+	c := start.clone
+	if r.started == nil {
+		if !r.opts.DryRun && release.LeftoverRelease(ctx, r.c, r.l, id) {
+			// A release dir of the same id that is not current can only be the remains of a killed run.
+			if err := r.run(ctx, release.RemoveReleasesCommand(r.l, []string{id})); err != nil {
+				return err
+			}
+		}
+		c = r.cloneBase(ctx, prev, id, copyFiles)
+	}
 	m, err := r.manifest(ctx)
-	c := <-cloned
 	if err == nil {
 		err = c.err
 	}
@@ -287,7 +290,9 @@ func (r *hostRun) discard(ctx context.Context, id string) {
 	}
 }
 
-// retain deletes releases beyond keep_releases.
+// retain deletes releases beyond keep_releases, and the builds no kept release uses: it reads what there is
+// now and leaves the deletions to the unlock's remote command (see atEndRun). A failure is the returned error
+// when it comes from the reading, else a warning.
 func (r *hostRun) retain(ctx context.Context, current, previous string) error {
 	if r.opts.DryRun {
 		return nil
@@ -305,11 +310,19 @@ func (r *hostRun) retain(ctx context.Context, current, previous string) error {
 			failed[id] = failed[id] || !st.Complete[id]
 		}
 		remove := release.Retain(st.IDs, current, previous, failed, r.app.KeepReleases)
+		warn := func(what string) func(error) error {
+			return func(err error) error {
+				if err != nil && !errors.Is(err, remote.ErrStepSkipped) {
+					r.warn(fmt.Sprintf("retain: %s: %v", what, err))
+				}
+				return nil
+			}
+		}
 		if len(remove) > 0 || len(st.StaleTrash) > 0 {
 			if len(remove) > 0 {
 				r.logf("removing old releases %v", remove)
 			}
-			if err := r.run(ctx, release.RetireReleasesCommand(r.l, remove, release.NewToken())); err != nil {
+			if err := r.atEndRun(ctx, release.RetireReleasesCommand(r.l, remove, release.NewToken()), warn("remove old releases")); err != nil {
 				return err
 			}
 		}
@@ -318,6 +331,6 @@ func (r *hostRun) retain(ctx context.Context, current, previous string) error {
 			return err
 		}
 		r.logf("removing builds no kept release uses: %v", unused)
-		return r.run(ctx, RemoveBuildsCommand(r.l, unused))
+		return r.atEndRun(ctx, RemoveBuildsCommand(r.l, unused), warn("remove unused builds"))
 	})
 }
