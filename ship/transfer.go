@@ -209,14 +209,25 @@ func (s *shipper) run(ctx context.Context, p *shipPlan, m *Manifest) (err error)
 
 	nFiles, nBytes := p.uploadTotals()
 	wantTar := !s.sftpOnly && (nFiles >= tarMinFiles || nBytes >= tarMinBytes)
-	res, err := s.c.Run(ctx, remote.Command{Argv: []string{"sh", "-s"},
-		Stdin: bytes.NewReader(p.prepareScript(s.layout, s.id, s.token, wantTar, s.cloned, s.copyFiles))})
-	if err != nil {
-		return fmt.Errorf("prepare release: %w", err)
+	sent := false
+	script := p.prepareScript(s.layout, s.id, s.token, false, s.cloned, s.copyFiles)
+	if wantTar && len(script) <= maxInlinePrepare {
+		if sent, err = s.prepareAndExtract(ctx, script, p.upload); err != nil {
+			return err
+		}
+		wantTar = false // prepared: either sent, or the target has no GNU tar
+	} else {
+		if wantTar {
+			script = p.prepareScript(s.layout, s.id, s.token, true, s.cloned, s.copyFiles)
+		}
+		res, err := s.c.Run(ctx, remote.Command{Argv: []string{"sh", "-s"}, Stdin: bytes.NewReader(script)})
+		if err != nil {
+			return fmt.Errorf("prepare release: %w", err)
+		}
+		wantTar = wantTar && bytes.Contains(res.Stdout, []byte(tarMarker+"\n"))
 	}
-	useTar := wantTar && bytes.Contains(res.Stdout, []byte(tarMarker+"\n"))
-	if len(p.upload) > 0 {
-		if useTar {
+	if len(p.upload) > 0 && !sent {
+		if wantTar {
 			err = s.sendTar(ctx, p.upload)
 		} else {
 			err = s.sendSFTP(ctx, p.upload)

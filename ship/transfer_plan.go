@@ -163,6 +163,27 @@ func (p *shipPlan) report(l release.Layout, id string, plan func(op, path string
 	plan(OpManifest, l.Manifest(id))
 }
 
+// preparedExtract runs a prepare script ($1) and then, in the release directory it leaves the shell in, the
+// extraction command that follows ($2…) with the tar stream on stdin: one remote session for both. A target
+// whose tar is not GNU tar makes it exit noGNUTar before a byte is read, and the files go over SFTP. The
+// script's own `set -e` ends the shell on its first failure, before preparedMarker is printed.
+const preparedExtract = `script=$1; shift
+eval "$script"
+case "$(tar --version 2>/dev/null)" in *"GNU tar"*) ;; *) exit 9 ;; esac
+echo ` + preparedMarker + `
+exec "$@"`
+
+// noGNUTar is preparedExtract's exit status on a target without GNU tar; preparedMarker what it prints once
+// the release is prepared.
+const (
+	noGNUTar       = 9
+	preparedMarker = "skiff:prepared"
+)
+
+// maxInlinePrepare bounds a prepare script passed as a command-line parameter (preparedExtract): the whole
+// command line reaches the target's shell as one argument, which Linux limits to 128 KiB, and quoting grows it.
+const maxInlinePrepare = 32 << 10
+
 // prepareScript is the one shell script, sent on stdin to `sh -s` so that no list is bounded by the
 // command-line limit, that creates the release directory, fills it from the base's manifest, and makes every
 // change that needs no file content. Every name goes through remote.Quote.

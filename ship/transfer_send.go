@@ -2,6 +2,7 @@ package ship
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -89,6 +90,40 @@ func (s *shipper) putFile(ctx context.Context, client *sftp.Client, rel string, 
 // release. -U unlinks whatever a path held before writing it, so hard links into the base release are
 // replaced, never written through; -p keeps the modes exactly.
 func (s *shipper) sendTar(ctx context.Context, files []Entry) error {
+	_, err := s.streamTar(ctx, remote.Command{Argv: tarExtract, Dir: s.layout.Release(s.id)}, files)
+	if err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	return nil
+}
+
+// tarExtract unpacks a tar stream into the current directory. 256-block (128 KiB) records instead of the
+// default 20 save the target most of its read calls; -B reassembles the short reads a pipe gives into whole
+// records.
+var tarExtract = []string{"tar", "-x", "-b", "256", "-B", "-p", "-U", "--no-same-owner", "-f", "-"}
+
+// prepareAndExtract runs the prepare script and the extraction of files in one remote session
+// (preparedExtract). sent is false, with no error, when the target has no GNU tar: the release is prepared and
+// the files must go over SFTP.
+func (s *shipper) prepareAndExtract(ctx context.Context, script []byte, files []Entry) (sent bool, err error) {
+	cmd := remote.Command{Argv: append([]string{"sh", "-c", preparedExtract, "skiff", string(script)}, tarExtract...)}
+	res, err := s.streamTar(ctx, cmd, files)
+	prepared := res != nil && bytes.Contains(res.Stdout, []byte(preparedMarker+"\n"))
+	var ee *remote.ExitError
+	switch {
+	case err == nil:
+		return true, nil
+	case !prepared && errors.As(err, &ee) && ee.Status == noGNUTar:
+		return false, nil
+	case !prepared && ee != nil:
+		return false, fmt.Errorf("prepare release: %w", err)
+	}
+	return false, fmt.Errorf("upload: %w", err)
+}
+
+// streamTar runs cmd with files as a tar stream on its standard input. Its error is the stream's, or else the
+// command's (an extraction on the target).
+func (s *shipper) streamTar(ctx context.Context, cmd remote.Command, files []Entry) (*remote.Result, error) {
 	pipe := newChunkPipe(tarPipeChunks, tarPipeChunkSize)
 	written := make(chan error, 1)
 	go func() {
@@ -97,21 +132,16 @@ func (s *shipper) sendTar(ctx context.Context, files []Entry) error {
 		written <- err
 	}()
 	stream := pipe.Reader()
-	_, runErr := s.c.Run(ctx, remote.Command{
-		// 256-block (128 KiB) records instead of the default 20 save the target most of its read calls;
-		// -B reassembles the short reads a pipe gives into whole records.
-		Argv:  []string{"tar", "-x", "-b", "256", "-B", "-p", "-U", "--no-same-owner", "-f", "-"},
-		Dir:   s.layout.Release(s.id),
-		Stdin: stream,
-	})
+	cmd.Stdin = stream
+	res, runErr := s.c.Run(ctx, cmd)
 	stream.CloseWithError(errStreamAborted)
 	if err := <-written; err != nil && !errors.Is(err, errStreamAborted) {
-		return fmt.Errorf("upload: %w", err)
+		return res, err
 	}
 	if runErr != nil {
-		return fmt.Errorf("upload: extract on target: %w", runErr)
+		return res, fmt.Errorf("extract on target: %w", runErr)
 	}
-	return nil
+	return res, nil
 }
 
 func (s *shipper) writeTar(ctx context.Context, w io.Writer, files []Entry) error {
