@@ -18,6 +18,12 @@ type sourceStart struct {
 	clone cloneResult
 }
 
+// baseManifest is the live release's manifest as read for its clone.
+type baseManifest struct {
+	m   *ship.Manifest
+	err error
+}
+
 // beginOutput bounds what the begin command may print: a lock holder's owner.json, and a line or two more.
 const beginOutput = 64<<10 + 4<<10
 
@@ -66,20 +72,26 @@ func (r *hostRun) beginSource(ctx context.Context) error {
 			names.CloseWithError(errCloneDone) // a clone that stopped early takes no list
 			ran <- err
 		}()
-		var base *ship.Manifest
-		var baseErr error
+		read := make(chan baseManifest, 1)
 		if clone {
-			base, baseErr = ship.ReadManifest(ctx, r.c, r.l, prev)
-			if baseErr == nil {
-				go func() { send.CloseWithError(writeCloneNames(send, base)) }()
-			} else {
-				send.Close() // no list: the clone is left as it is, and removed
-			}
+			go func() {
+				m, err := ship.ReadManifest(ctx, r.c, r.l, prev)
+				read <- baseManifest{m, err}
+				if err != nil {
+					send.Close() // no list: the clone is left as it is, and removed
+					return
+				}
+				send.CloseWithError(writeCloneNames(send, m))
+			}()
+		} else {
+			read <- baseManifest{}
 		}
 		var runErr error
+		finished := false
 		select {
 		case <-watch.Ended():
 		case runErr = <-ran:
+			finished = true
 		}
 		lockOut := watch.Outputs()[0]
 		if !lockOut.Ran {
@@ -87,25 +99,29 @@ func (r *hostRun) beginSource(ctx context.Context) error {
 		}
 		r.lock, err = attempt.Outcome(lockOut.Status, lockOut.Stdout, r.app.Timeout.Duration)
 		if err != nil {
-			if runErr == nil {
-				<-ran
+			if !finished {
+				runErr = <-ran
+			}
+			if le := (*release.LockedError)(nil); !errors.As(err, &le) && runErr != nil {
+				err = fmt.Errorf("lock: %w", runErr)
 			}
 			return err
 		}
 		done := make(chan sourceStart, 1)
 		r.started = done
 		go func() {
-			if runErr == nil {
+			if !finished {
 				runErr = <-ran
 			}
-			done <- r.startedSource(ctx, prev, id, watch.Outputs(), runErr, base, baseErr)
+			done <- r.startedSource(ctx, prev, id, watch.Outputs(), runErr, <-read)
 		}()
 		return nil
 	})
 }
 
 // startedSource makes a sourceStart of what the begin command did.
-func (r *hostRun) startedSource(ctx context.Context, prev, id string, outs []remote.StepOutput, runErr error, base *ship.Manifest, baseErr error) sourceStart {
+func (r *hostRun) startedSource(ctx context.Context, prev, id string, outs []remote.StepOutput, runErr error, b baseManifest) sourceStart {
+	base, baseErr := b.m, b.err
 	prep := outs[1]
 	switch {
 	case prep.Ran && prep.Status == release.CurrentMoved:
