@@ -298,20 +298,10 @@ func (r *hostRun) atEndRun(ctx context.Context, cmd remote.Command, done func(er
 	return nil
 }
 
-// history records an entry (not in a dry run). Like the lock's release it uses a fresh context when ctx has
-// ended: a run cancelled by Ctrl-C or its timeout must still mark its release failed, or a later rollback
-// could pick that release.
+// history records an entry (not in a dry run). It goes with the unlock, in the same remote command (see
+// atEndRun), which runs with a fresh context when ctx has ended: a run cancelled by Ctrl-C or its timeout must
+// still mark its release failed, or a later rollback could pick that release.
 func (r *hostRun) history(ctx context.Context, e release.HistoryEntry) error {
-	if r.opts.DryRun {
-		return nil
-	}
-	ctx = r.cleanupCtx(ctx)
-	e.App, e.Operator, e.Origin, e.Run = r.app.Name, r.opts.Operator, r.opts.Origin, r.opts.Run
-	return release.AppendHistory(ctx, r.c, r.l, e)
-}
-
-// historyAtEnd records an entry with the unlock (see atEndRun): the last line of a run that went well.
-func (r *hostRun) historyAtEnd(ctx context.Context, e release.HistoryEntry) error {
 	if r.opts.DryRun {
 		return nil
 	}

@@ -54,7 +54,7 @@ func (r *hostRun) deploySource(ctx context.Context) error {
 		return r.revert(ctx, id, prev, err)
 	}
 	r.out.After = id
-	if err := r.historyAtEnd(ctx, release.HistoryEntry{Op: release.ActionDeploy, ID: id, Previous: prev, Result: release.ResultOK, Revision: r.opts.Revision}); err != nil {
+	if err := r.history(ctx, release.HistoryEntry{Op: release.ActionDeploy, ID: id, Previous: prev, Result: release.ResultOK, Revision: r.opts.Revision}); err != nil {
 		return err
 	}
 	if err := r.retain(ctx, id, prev); err != nil {
