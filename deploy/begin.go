@@ -35,7 +35,7 @@ const beginOutput = 64<<10 + 4<<10
 // The lock's outcome is known as soon as its step ends; the rest goes on while the scan finishes, and
 // deploySource takes it from r.started. A dry run, which takes no lock, starts the release the long way.
 func (r *hostRun) beginSource(ctx context.Context) error {
-	if r.opts.DryRun {
+	if isDry(r.c) {
 		return r.acquire(ctx, "deploy")
 	}
 	id := r.opts.ReleaseID
@@ -47,7 +47,7 @@ func (r *hostRun) beginSource(ctx context.Context) error {
 		return alreadyCurrent(id)
 	}
 	return r.step("lock", func() error {
-		attempt, err := release.NewLockAttempt(r.c, r.l, r.owner("deploy"))
+		attempt, err := release.NewLockAttempt(r.c, r.l, lockOwner(r.opts, r.app, "deploy"))
 		if err != nil {
 			return err
 		}

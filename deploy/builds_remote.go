@@ -62,16 +62,13 @@ type BuildOutcome struct {
 // presence says that commands of the app's ran in the release, so the next release is not hard-linked to it.
 func (r *hostRun) makeBuilds(ctx context.Context, id string, builds []PlannedBuild, record bool) error {
 	for _, b := range builds {
-		if r.opts.DryRun {
-			r.logf("would link build %s into %s, running it first unless the host has it", b.Ref(), b.Path)
-			continue
-		}
-		err := r.step("build["+b.Name+"]", func() error { return r.makeBuild(ctx, id, b) })
-		if err != nil {
+		// Even the check for a complete build links it: a dry run shows the build instead.
+		plan := fmt.Sprintf("link build %s into %s, running it first unless the host has it", b.Ref(), b.Path)
+		if err := r.change("build["+b.Name+"]", plan, func() error { return r.makeBuild(ctx, id, b) }); err != nil {
 			return err
 		}
 	}
-	if !record || r.opts.DryRun {
+	if !record {
 		return nil
 	}
 	return r.run(ctx, remote.Script(`set -e; printf '%s' "$2" > "$1.tmp"; mv -f "$1.tmp" "$1"`,

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/skiffdeploy/skiff/inventory"
@@ -47,6 +48,18 @@ func CheckApp(ctx context.Context, c portWaiter, chk inventory.Check) error {
 		}
 	}
 	return nil
+}
+
+// checkPlan says what CheckApp checks, for a dry run.
+func checkPlan(chk inventory.Check) string {
+	var parts []string
+	if len(chk.Ports) > 0 {
+		parts = append(parts, fmt.Sprintf("that ports %v accept connections on the target", chk.Ports))
+	}
+	if chk.HTTP != "" {
+		parts = append(parts, fmt.Sprintf("that %s answers 2xx", chk.HTTP))
+	}
+	return "check " + strings.Join(parts, " and ")
 }
 
 // waitHTTP polls url through the connection until it answers 2xx or ctx ends, and reports the last answer.

@@ -30,12 +30,12 @@ func (r *hostRun) cloneBase(ctx context.Context, prev, id string, copyFiles bool
 	if prev == "" {
 		return cloneResult{}
 	}
-	if r.opts.DryRun || copyFiles {
+	if copyFiles {
 		base, err := ship.ReadManifest(ctx, r.c, r.l, prev)
 		if errors.Is(err, ship.ErrNoManifest) {
 			return cloneResult{} // an older tool's release: every file is sent, into an empty release
 		}
-		if err != nil || r.opts.DryRun {
+		if err != nil {
 			return cloneResult{base: base, err: err}
 		}
 		return r.copyBase(ctx, prev, id, base)
@@ -102,7 +102,11 @@ func (r *hostRun) copyBase(ctx context.Context, prev, id string, base *ship.Mani
 	if _, err := r.c.Run(ctx, cmd); err != nil {
 		return r.cloneFailed(ctx, base, prev, err)
 	}
-	changed, err := sums.changedFiles(base)
+	var changed []string
+	err := r.change("", "", func() (err error) { // a dry run made no copies to compare
+		changed, err = sums.changedFiles(base)
+		return err
+	})
 	if err != nil {
 		return r.cloneFailed(ctx, base, prev, err)
 	}

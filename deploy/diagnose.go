@@ -42,7 +42,7 @@ func TailLines(text string, n int) []string {
 // supervisord start error when it has them, else from each of the app's programs' stderr log (stdout when stderr is empty or redirected).
 // It is best effort: a log that cannot be read adds nothing.
 func (r *hostRun) diagnose(ctx context.Context, cause error) {
-	if r.opts.DryRun || len(r.out.LogTail) > 0 {
+	if len(r.out.LogTail) > 0 {
 		return
 	}
 	var se *supervisor.StartError

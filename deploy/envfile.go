@@ -63,10 +63,6 @@ func (r *hostRun) writeEnv(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	dst := EnvPath(r.app)
-	if r.opts.DryRun {
-		r.logf("would write %s (%d keys) unless it is unchanged", dst, len(e.Keys()))
-		return false, nil
-	}
 	want, err := RenderEnv(e, r.opts.Secret)
 	if err != nil {
 		return false, err
@@ -84,15 +80,17 @@ func (r *hostRun) writeEnv(ctx context.Context) (bool, error) {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if err := client.MkdirAll(path.Dir(dst)); err != nil {
-			return err
-		}
-		tmp := path.Join(path.Dir(dst), ".skiff-env-"+release.NewToken())
-		if err := writeAtomic(client, tmp, dst, 0o600, bytes.NewReader(want)); err != nil {
-			return fmt.Errorf("write %s: %w", dst, err)
-		}
-		wrote = true
-		return nil
+		return r.change("", fmt.Sprintf("write %s (%d keys)", dst, len(e.Keys())), func() error {
+			if err := client.MkdirAll(path.Dir(dst)); err != nil {
+				return err
+			}
+			tmp := path.Join(path.Dir(dst), ".skiff-env-"+release.NewToken())
+			if err := writeAtomic(client, tmp, dst, 0o600, bytes.NewReader(want)); err != nil {
+				return fmt.Errorf("write %s: %w", dst, err)
+			}
+			wrote = true
+			return nil
+		})
 	})
 	if wrote {
 		r.out.EnvWritten = true

@@ -151,7 +151,7 @@ func countRemote(c HostConn, out *Outcome) *Outcome {
 }
 
 func newHostRun(c HostConn, app *inventory.App, host string, opts *Options) *hostRun {
-	return &hostRun{app: app, host: host, c: c, l: release.Layout{Path: app.Path}, opts: opts, out: &Outcome{Host: host}}
+	return &hostRun{app: app, host: host, c: forRun(c, host, opts), l: release.Layout{Path: app.Path}, opts: opts, out: &Outcome{Host: host}}
 }
 
 func (r *hostRun) logf(format string, args ...any) {
@@ -177,34 +177,20 @@ func (r *hostRun) stepWith(name string, extra func(*Progress), kick <-chan struc
 	return nil
 }
 
-// run executes a mutating command, or prints it in a dry run.
+// run executes a command, its output going to the host's log.
 func (r *hostRun) run(ctx context.Context, cmd remote.Command) error {
-	if r.opts.DryRun {
-		r.logf("would run: %s", cmd.String())
-		return nil
-	}
 	cmd.Stdout = func(line string) { r.logf("%s", line) }
 	cmd.Stderr = cmd.Stdout
 	_, err := r.c.Run(ctx, cmd)
 	return err
 }
 
-// acquire takes the app's lock (not in a dry run, which changes nothing).
+// acquire takes the app's lock (a dry run only inspects it, see lockApp).
 func (r *hostRun) acquire(ctx context.Context, op string) error {
-	if r.opts.DryRun {
-		return nil
-	}
 	return r.step("lock", func() (err error) {
-		r.lock, err = release.AcquireLock(ctx, r.c, r.l, r.owner(op), r.app.Timeout.Duration)
+		r.lock, err = lockApp(ctx, r.c, r.opts, r.app, op)
 		return err
 	})
-}
-
-// owner is who takes the lock for op.
-func (r *hostRun) owner(op string) release.LockOwner {
-	return release.LockOwner{
-		Operator: r.opts.Operator, Machine: r.opts.Machine, PID: r.opts.PID, Origin: r.opts.Origin, Op: op, App: r.app.Name,
-	}
 }
 
 // locked runs fn under the app's lock on the host, and fills in the outcome's error and duration. The app's
@@ -224,7 +210,7 @@ func (r *hostRun) lockedBy(ctx context.Context, take, fn func(context.Context) e
 	}
 	err := take(runCtx)
 	if err == nil {
-		if r.app.Kind == inventory.KindSource && !r.opts.DryRun {
+		if r.app.Kind == inventory.KindSource {
 			err = r.checkHistorySize(runCtx)
 		}
 		if err == nil {
@@ -292,19 +278,16 @@ type endStep struct {
 // when the run holds no lock (a dry run, which renders it).
 func (r *hostRun) atEndRun(ctx context.Context, cmd remote.Command, done func(error) error) error {
 	if r.lock == nil {
-		return done(r.run(ctx, cmd))
+		return done(r.run(r.cleanupCtx(ctx), cmd))
 	}
 	r.atEnd = append(r.atEnd, endStep{step: remote.Step{Command: cmd}, done: done})
 	return nil
 }
 
-// history records an entry (not in a dry run). It goes with the unlock, in the same remote command (see
+// history records an entry. It goes with the unlock, in the same remote command (see
 // atEndRun), which runs with a fresh context when ctx has ended: a run cancelled by Ctrl-C or its timeout must
 // still mark its release failed, or a later rollback could pick that release.
 func (r *hostRun) history(ctx context.Context, e release.HistoryEntry) error {
-	if r.opts.DryRun {
-		return nil
-	}
 	e.App, e.Operator, e.Origin, e.Run = r.app.Name, r.opts.Operator, r.opts.Origin, r.opts.Run
 	cmd, err := release.AppendHistoryCommand(r.l, e)
 	if err != nil {
@@ -324,11 +307,7 @@ func (r *hostRun) restart(ctx context.Context) error {
 	if sup.URL == "" || len(sup.Programs) == 0 {
 		return nil
 	}
-	if r.opts.DryRun {
-		r.logf("would restart %v through supervisord at %s", sup.Programs, sup.URL)
-		return nil
-	}
-	return r.step("restart", func() error {
+	return r.change("restart", fmt.Sprintf("restart %v through supervisord at %s", sup.Programs, sup.URL), func() error {
 		client, err := r.supervisor()
 		if err != nil {
 			return err
@@ -357,8 +336,9 @@ func (r *hostRun) supervisor() (*supervisor.Client, error) {
 
 // check runs the app's port and HTTP checks from the target.
 func (r *hostRun) check(ctx context.Context) error {
-	if r.opts.DryRun || (len(r.app.Check.Ports) == 0 && r.app.Check.HTTP == "") {
+	chk := r.app.Check
+	if len(chk.Ports) == 0 && chk.HTTP == "" {
 		return nil
 	}
-	return r.step("check", func() error { return CheckApp(ctx, r.c, r.app.Check) })
+	return r.change("check", checkPlan(chk), func() error { return CheckApp(ctx, r.c, chk) })
 }

@@ -257,12 +257,15 @@ func (r *imageRun) deployImage(ctx context.Context) error {
 		failed := release.HistoryEntry{Op: release.ActionDeploy, Result: release.ResultFailed, Tag: r.img.Ref.Tag, Image: r.img.Ref.Repository, Revision: r.opts.Revision, Error: err.Error()}
 		return errors.Join(err, r.history(ctx, failed))
 	}
-	if r.opts.DryRun {
-		return r.dryActivate()
-	}
 	if _, err := r.writeEnv(ctx); err != nil {
 		return errors.Join(err, r.history(ctx, withRevision(rel.entry(release.ActionDeploy, release.ResultFailed, idOf(live)), r.opts.Revision)))
 	}
+	// A dry run pulled nothing: there is no digest to pin, and nothing to bring up and check.
+	return r.change("", r.goLivePlan(), func() error { return r.goLive(ctx, rel, live) })
+}
+
+// goLive makes the pulled release rel live in place of live, and records it.
+func (r *imageRun) goLive(ctx context.Context, rel ImageRelease, live *ImageRelease) error {
 	if live != nil && live.Digest == rel.Digest {
 		return r.redeployLive(ctx, *live, rel.Tag)
 	}
@@ -272,6 +275,16 @@ func (r *imageRun) deployImage(ctx context.Context) error {
 	}
 	r.out.After, r.out.Image.After = rel.ID, &rel
 	return r.history(ctx, withRevision(rel.entry(release.ActionDeploy, release.ResultOK, idOf(live)), r.opts.Revision))
+}
+
+// goLivePlan is what goLive would do, for a dry run.
+func (r *imageRun) goLivePlan() string {
+	up := "compose up"
+	if cmd, err := r.upCommand(); err == nil {
+		up = cmd.String()
+	}
+	return fmt.Sprintf("pin service %s to %s@<digest of the pulled image> in %s, run %s, wait for the service's containers and check them",
+		r.app.Service, r.img.Ref.Repository, r.overrideFile(), up)
 }
 
 // redeployLive handles a pull that found the live image again (a CI job deploying an unchanged "latest"):
@@ -289,26 +302,12 @@ func (r *imageRun) redeployLive(ctx context.Context, live ImageRelease, tag stri
 	return r.history(ctx, entry)
 }
 
-// dryActivate shows what activate would do with the image a real run would have pulled.
-func (r *imageRun) dryActivate() error {
-	up, err := r.upCommand()
-	if err != nil {
-		return err
-	}
-	r.logf("would pin service %s to %s@<digest of the pulled image> in %s", r.app.Service, r.img.Ref.Repository, r.overrideFile())
-	r.logf("would run: %s", up.String())
-	r.logf("would wait for the service's containers and check them")
-	return nil
-}
-
 // readLive reads the app's history on the host and the image release live there (nil before the first
 // deploy), which becomes the outcome's before and after until something changes it. As the first step of
 // every image run, it first removes docker credentials that a killed run left.
 func (r *imageRun) readLive(ctx context.Context) ([]release.HistoryEntry, *ImageRelease, error) {
-	if !r.opts.DryRun {
-		if err := r.removeStaleCredentials(ctx); err != nil {
-			return nil, nil, err
-		}
+	if err := r.removeStaleCredentials(ctx); err != nil {
+		return nil, nil, err
 	}
 	hist, err := release.ReadHistory(ctx, r.c, r.l)
 	if err != nil {

@@ -29,7 +29,7 @@ func ServiceContainers(ctx context.Context, c HostConn, project, service string)
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.Run(ctx, remote.Command{Argv: argv})
+	res, err := c.Run(ctx, remote.Command{Argv: argv, ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
@@ -41,7 +41,7 @@ func ServiceContainers(ctx context.Context, c HostConn, project, service string)
 	if err != nil {
 		return nil, err
 	}
-	res, err = c.Run(ctx, remote.Command{Argv: argv})
+	res, err = c.Run(ctx, remote.Command{Argv: argv, ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("inspect containers: %w", err)
 	}
@@ -202,7 +202,7 @@ func (r *imageRun) logContainers(ctx context.Context, ctrs []compose.Container) 
 			continue
 		}
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		res, err := r.c.Run(ctx, remote.Command{Argv: argv})
+		res, err := r.c.Run(ctx, remote.Command{Argv: argv, ReadOnly: true})
 		cancel()
 		if err != nil || res == nil {
 			continue

@@ -207,10 +207,13 @@ func TestDeployImage_Integration(t *testing.T) {
 			t.Fatalf("dry run: %v", out.Err)
 		}
 		log := a.logs.String()
-		for _, want := range []string{"would upload the compose file", "would run: docker --config " + a.app.Path + "/.skiff/docker login --username=ci --password-stdin " + fx.reg.Addr, "would run: docker --config " + a.app.Path + "/.skiff/docker pull " + fx.repo + ":v2", "would pin service app"} {
+		for _, want := range []string{"would run: sh -c 'set -e\nmkdir -p \"$(dirname \"$1\")\"", "' skiff " + a.app.Path + "/compose.yaml  (with input on stdin, not shown)", "would run: docker --config " + a.app.Path + "/.skiff/docker login --username=ci --password-stdin " + fx.reg.Addr, "would run: docker --config " + a.app.Path + "/.skiff/docker pull " + fx.repo + ":v2", "would pin service app"} {
 			if !strings.Contains(log, want) {
 				t.Errorf("dry-run log lacks %q:\n%s", want, log)
 			}
+		}
+		if strings.Contains(log, fx.reg.Password) {
+			t.Errorf("dry-run log shows the registry password:\n%s", log)
 		}
 		if _, err := os.Stat(a.app.Path); !os.IsNotExist(err) {
 			t.Fatalf("dry run created %s: %v", a.app.Path, err)

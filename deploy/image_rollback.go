@@ -66,7 +66,7 @@ func (r *imageRun) requirePresent(ctx context.Context, rel ImageRelease) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.c.Run(ctx, remote.Command{Argv: argv})
+	_, err = r.c.Run(ctx, remote.Command{Argv: argv, ReadOnly: true})
 	var ee *remote.ExitError
 	if errors.As(err, &ee) {
 		return fmt.Errorf("image %s (release %s, tag %s) is no longer on the host, so it cannot be rolled back to; deploy it again with --image %s",
@@ -155,7 +155,7 @@ func ImageReleases(ctx context.Context, c HostConn, app *inventory.App) ([]Image
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := c.Run(ctx, remote.Command{Argv: compose.ImageList()})
+	res, err := c.Run(ctx, remote.Command{Argv: compose.ImageList(), ReadOnly: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list images: %w", err)
 	}
@@ -217,7 +217,9 @@ func ImageStatus(ctx context.Context, c HostConn, app *inventory.App) (*ImageSta
 	if st.Live, err = LiveImage(hist); err != nil {
 		return nil, err
 	}
-	res, err := c.Run(ctx, remote.Script(`[ -f "$1" ] && cat "$1" || true`, l.Path+"/"+compose.OverrideFile))
+	read := remote.Script(`[ -f "$1" ] && cat "$1" || true`, l.Path+"/"+compose.OverrideFile)
+	read.ReadOnly = true
+	res, err := c.Run(ctx, read)
 	if err != nil {
 		return nil, fmt.Errorf("read override: %w", err)
 	}

@@ -17,9 +17,9 @@ import (
 // composeRunner lets compose.Detect run its probes over the host's connection.
 type composeRunner struct{ c HostConn }
 
-// Run runs argv on the host and returns its standard output.
+// Run runs argv on the host and returns its standard output. compose only probes with it (compose.Detect).
 func (cr composeRunner) Run(ctx context.Context, argv []string, stdin io.Reader) ([]byte, error) {
-	res, err := cr.c.Run(ctx, remote.Command{Argv: argv, Stdin: stdin})
+	res, err := cr.c.Run(ctx, remote.Command{Argv: argv, Stdin: stdin, ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -28,7 +28,7 @@ func (cr composeRunner) Run(ctx context.Context, argv []string, stdin io.Reader)
 
 // query runs a command that changes nothing (also in a dry run) and returns its standard output.
 func (r *imageRun) query(ctx context.Context, argv []string) ([]byte, error) {
-	res, err := r.c.Run(ctx, remote.Command{Argv: argv})
+	res, err := r.c.Run(ctx, remote.Command{Argv: argv, ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -37,10 +37,6 @@ func (r *imageRun) query(ctx context.Context, argv []string) ([]byte, error) {
 
 // runCollect is hostRun.run that also returns the command's standard output.
 func (r *imageRun) runCollect(ctx context.Context, cmd remote.Command) ([]byte, error) {
-	if r.opts.DryRun {
-		r.logf("would run: %s", cmd.String())
-		return nil, nil
-	}
 	var out bytes.Buffer
 	cmd.Stdout = func(line string) { r.logf("%s", line); out.WriteString(line + "\n") }
 	cmd.Stderr = func(line string) { r.logf("%s", line) }
@@ -92,9 +88,6 @@ mv -f "$t" "$1"`
 // prepareCompose uploads the app's compose file, or makes sure the host has one.
 func (r *imageRun) prepareCompose(ctx context.Context) error {
 	if r.img.ComposeYAML == nil {
-		if r.opts.DryRun {
-			return nil
-		}
 		_, err := r.c.Run(ctx, r.composePresentCommand())
 		var ee *remote.ExitError
 		if errors.As(err, &ee) && ee.Status == 1 {
@@ -103,10 +96,6 @@ func (r *imageRun) prepareCompose(ctx context.Context) error {
 		return err
 	}
 	return r.step("upload", func() error {
-		if r.opts.DryRun {
-			r.logf("would upload the compose file (%d bytes) to %s", len(r.img.ComposeYAML), r.composeFile())
-			return nil
-		}
 		_, err := r.c.Run(ctx, r.uploadCommand())
 		return err
 	})
@@ -114,7 +103,9 @@ func (r *imageRun) prepareCompose(ctx context.Context) error {
 
 // composePresentCommand fails with status 1 when the host has no compose file for the app.
 func (r *imageRun) composePresentCommand() remote.Command {
-	return remote.Script(`[ -f "$1" ]`, r.composeFile())
+	cmd := remote.Script(`[ -f "$1" ]`, r.composeFile())
+	cmd.ReadOnly = true
+	return cmd
 }
 
 // uploadCommand writes the app's compose file, which it carries on standard input.
@@ -125,7 +116,7 @@ func (r *imageRun) uploadCommand() remote.Command {
 }
 
 // pull logs in when the app names a registry, pulls the image, logs out again and reads the digest the
-// image is known by in its repository. In a dry run it only shows the commands and returns no release.
+// image is known by in its repository. A dry run pulls nothing, so it returns no release.
 func (r *imageRun) pull(ctx context.Context) (ImageRelease, error) {
 	ref := r.img.Ref
 	docker := compose.Docker{}
@@ -136,36 +127,48 @@ func (r *imageRun) pull(ctx context.Context) (ImageRelease, error) {
 		}
 		defer r.logout(ctx, docker, reg.Server)
 	}
-	var digest string
+	var rel ImageRelease
 	err := r.step("pull", func() error {
 		argv, err := docker.Pull(ref)
 		if err != nil {
 			return err
 		}
 		out, err := r.runCollect(ctx, remote.Command{Argv: argv})
-		if err != nil || r.opts.DryRun {
-			return err
-		}
-		argv, err = compose.InspectImage(ref)
 		if err != nil {
 			return err
 		}
-		data, err := r.query(ctx, argv)
-		if err != nil {
-			return fmt.Errorf("inspect pulled image: %w", err)
-		}
-		img, err := compose.ParseImage(data)
-		if err != nil {
+		return r.change("", "", func() (err error) { // a dry run pulled no image to read the digest of
+			rel, err = r.pulled(ctx, ref, out)
 			return err
-		}
-		want := compose.ParsePullDigest(out)
-		if ref.Digest != "" {
-			want = ref.Digest
-		}
-		digest, err = img.DigestFor(ref.Repository, want)
-		return err
+		})
 	})
-	if err != nil || r.opts.DryRun {
+	if err != nil {
+		return ImageRelease{}, err
+	}
+	return rel, nil
+}
+
+// pulled is the release of the image pull pulled as ref, which printed out: the digest the image is known by
+// in its repository.
+func (r *imageRun) pulled(ctx context.Context, ref compose.Reference, out []byte) (ImageRelease, error) {
+	argv, err := compose.InspectImage(ref)
+	if err != nil {
+		return ImageRelease{}, err
+	}
+	data, err := r.query(ctx, argv)
+	if err != nil {
+		return ImageRelease{}, fmt.Errorf("inspect pulled image: %w", err)
+	}
+	img, err := compose.ParseImage(data)
+	if err != nil {
+		return ImageRelease{}, err
+	}
+	want := compose.ParsePullDigest(out)
+	if ref.Digest != "" {
+		want = ref.Digest
+	}
+	digest, err := img.DigestFor(ref.Repository, want)
+	if err != nil {
 		return ImageRelease{}, err
 	}
 	return ImageRelease{
@@ -182,10 +185,6 @@ func (r *imageRun) login(ctx context.Context, docker compose.Docker, server, use
 	argv, err := docker.Login(server, user)
 	if err != nil {
 		return err
-	}
-	if r.opts.DryRun {
-		r.logf("would run: %s  (password from $%s on stdin)", remote.Join(argv), passwordEnv)
-		return nil
 	}
 	var password string
 	if passwordEnv != "" && r.opts.Secret != nil {
@@ -318,11 +317,15 @@ func (r *imageRun) activate(ctx context.Context, rel ImageRelease, back bool) er
 	if err != nil {
 		return err
 	}
-	if r.opts.DryRun {
-		return nil
-	}
+	// A dry run brought nothing up.
+	return r.change("", "wait for the service's containers and check them", func() error { return r.checkUp(ctx, rel) })
+}
+
+// checkUp waits for the service's containers that up started with rel, checks the app and confirms that the
+// same containers still run.
+func (r *imageRun) checkUp(ctx context.Context, rel ImageRelease) error {
 	var ctrs []compose.Container
-	err = r.step("container", func() (err error) {
+	err := r.step("container", func() (err error) {
 		ctrs, err = r.waitContainers(ctx, rel.Ref())
 		return err
 	})

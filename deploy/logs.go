@@ -75,7 +75,7 @@ func containerLogs(ctx context.Context, c HostConn, app *inventory.App, opts Log
 					prefix = ctr.Name + ": "
 				}
 				line := func(l string) { emit(prefix + cleanLine(l)) }
-				_, err = c.Run(ctx, remote.Command{Argv: argv, Stdout: line, Stderr: line})
+				_, err = c.Run(ctx, remote.Command{Argv: argv, Stdout: line, Stderr: line, ReadOnly: true})
 			}
 			errs <- err
 		}()

@@ -76,7 +76,7 @@ func NeedsOf(inv *inventory.Inventory, host string) Needs {
 // Probe gathers Facts from a target over an established connection and checks them against needs. Every
 // supervisord address is dialled from the target's side, exactly as a deploy will reach it.
 func Probe(ctx context.Context, c HostConn, needs Needs) (*Facts, error) {
-	res, err := c.Run(ctx, remote.Command{Script: probeScript})
+	res, err := c.Run(ctx, remote.Command{Script: probeScript, ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("probe: %w", err)
 	}

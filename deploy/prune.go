@@ -132,7 +132,7 @@ func Prune(ctx context.Context, c HostConn, host string, scope PruneScope, opts 
 		ctx, cancel = context.WithTimeout(ctx, limit) // the longest app timeout of the host bounds its prune
 		defer cancel()
 	}
-	p := &pruner{c: c, host: host, opts: opts, rep: &PruneReport{DryRun: opts.DryRun, Images: []PrunedImage{}}}
+	p := &pruner{c: forRun(c, host, opts), host: host, opts: opts, rep: &PruneReport{DryRun: opts.DryRun, Images: []PrunedImage{}}}
 	p.rep.Err = p.prune(ctx, scope)
 	p.rep.Duration = time.Since(start)
 	return p.rep
@@ -212,7 +212,9 @@ func (p *pruner) deployed(ctx context.Context, apps []*inventory.App) ([]*invent
 	for i, a := range apps {
 		dirs[i] = a.Path
 	}
-	res, err := p.c.Run(ctx, remote.Script(deployedScript, dirs...))
+	cmd := remote.Script(deployedScript, dirs...)
+	cmd.ReadOnly = true
+	res, err := p.c.Run(ctx, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("look for the apps' directories: %w", err)
 	}
@@ -230,28 +232,11 @@ func (p *pruner) deployed(ctx context.Context, apps []*inventory.App) ([]*invent
 
 // lock takes the app's lock; a dry run only checks that it is free, so that it fails where a real run would.
 func (p *pruner) lock(ctx context.Context, app *inventory.App) (*release.Lock, error) {
-	l := release.Layout{Path: app.Path}
-	if p.opts.DryRun {
-		held, err := release.LockStatus(ctx, p.c, l, app.Timeout.Duration)
-		if err != nil {
-			return nil, err
-		}
-		if held != nil {
-			return nil, held
-		}
-		return nil, nil
-	}
-	return release.AcquireLock(ctx, p.c, l, release.LockOwner{
-		Operator: p.opts.Operator, Machine: p.opts.Machine, PID: p.opts.PID, Origin: p.opts.Origin, Op: "prune", App: app.Name,
-	}, app.Timeout.Duration)
+	return lockApp(ctx, p.c, p.opts, app, "prune")
 }
 
-// run runs a command that removes something, or shows it in a dry run.
+// run runs a command that removes something (a dry run shows it, see dryConn).
 func (p *pruner) run(ctx context.Context, cmd remote.Command) error {
-	if p.opts.DryRun {
-		p.logf("would run: %s", cmd.String())
-		return nil
-	}
 	_, err := p.c.Run(ctx, cmd)
 	return err
 }

@@ -102,7 +102,7 @@ func (p *pruner) hostImages(ctx context.Context) (HostImages, error) {
 	if err != nil {
 		return h, err
 	}
-	res, err := p.c.Run(ctx, remote.Command{Argv: argv})
+	res, err := p.c.Run(ctx, remote.Command{Argv: argv, ReadOnly: true})
 	if err != nil && !onlyVanished(err) {
 		return h, fmt.Errorf("inspect containers: %w", err)
 	}
@@ -132,8 +132,9 @@ func onlyVanished(err error) bool {
 	return true
 }
 
+// query runs a command that changes nothing (also in a dry run) and returns its standard output.
 func (p *pruner) query(ctx context.Context, argv []string) ([]byte, error) {
-	res, err := p.c.Run(ctx, remote.Command{Argv: argv})
+	res, err := p.c.Run(ctx, remote.Command{Argv: argv, ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +162,7 @@ func (p *pruner) sizes(ctx context.Context, images []PrunedImage) error {
 	if err != nil {
 		return err
 	}
-	res, err := p.c.Run(ctx, remote.Command{Argv: argv})
+	res, err := p.c.Run(ctx, remote.Command{Argv: argv, ReadOnly: true})
 	var ee *remote.ExitError
 	if err != nil && !errors.As(err, &ee) {
 		return fmt.Errorf("inspect images: %w", err)
@@ -184,24 +185,20 @@ func (p *pruner) removeImage(ctx context.Context, im PrunedImage) error {
 		return err
 	}
 	desc := fmt.Sprintf("image %s %s, %s, created %s", shortDigest(im.ID), refsText(im.Refs), HumanSize(im.Size), createdText(im.Created))
-	if p.opts.DryRun {
-		p.logf("would remove %s", desc)
-	} else {
-		_, err := p.c.Run(ctx, remote.Command{Argv: argv})
-		var ee *remote.ExitError
-		if errors.As(err, &ee) {
-			im.Error = oneLineOf(ee.Stderr)
-			if im.Error == "" {
-				im.Error = ee.Error()
-			}
-			p.rep.Refused = append(p.rep.Refused, im)
-			p.logf("docker refused to remove %s: %s", desc, im.Error)
-			return nil
+	p.logf("%s %s", p.verb(), desc)
+	_, err = p.c.Run(ctx, remote.Command{Argv: argv})
+	var ee *remote.ExitError
+	if errors.As(err, &ee) {
+		im.Error = oneLineOf(ee.Stderr)
+		if im.Error == "" {
+			im.Error = ee.Error()
 		}
-		if err != nil {
-			return fmt.Errorf("remove image %s: %w", im.ID, err)
-		}
-		p.logf("removed %s", desc)
+		p.rep.Refused = append(p.rep.Refused, im)
+		p.logf("docker refused to remove %s: %s", desc, im.Error)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove image %s: %w", im.ID, err)
 	}
 	p.rep.Images = append(p.rep.Images, im)
 	p.rep.Bytes += im.Size

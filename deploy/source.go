@@ -30,7 +30,7 @@ func (r *hostRun) deploySource(ctx context.Context) error {
 	if r.started != nil {
 		start = <-r.started // the begin command ends with ctx
 	} else {
-		prev, err := release.ReadCurrent(ctx, r.c, r.l)
+		prev, err := release.ReadCurrentSFTP(ctx, r.c, r.l)
 		if err == nil && prev == id {
 			err = alreadyCurrent(id)
 		}
@@ -90,7 +90,7 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string, start sourceSt
 	copyFiles := r.copiesFiles()
 	c := start.clone
 	if r.started == nil {
-		if !r.opts.DryRun && release.LeftoverRelease(ctx, r.c, r.l, id) {
+		if release.LeftoverRelease(ctx, r.c, r.l, id) {
 			// A release dir of the same id that is not current can only be the remains of a killed run.
 			if err := r.run(ctx, release.RemoveReleasesCommand(r.l, []string{id})); err != nil {
 				return err
@@ -126,7 +126,7 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string, start sourceSt
 		stats, err := ship.Ship(ctx, r.c, r.opts.SourceDir, m, r.l, id, prev, base, ship.ShipOptions{
 			DryRun:   r.opts.DryRun,
 			Plan:     func(op, p string) { r.logf("would %s %s", op, p) },
-			Cloned:   base != nil && !r.opts.DryRun,
+			Cloned:   base != nil,
 			Progress: counter,
 			Copy:     copyFiles,
 		})
@@ -179,10 +179,6 @@ func (r *hostRun) seedShared(ctx context.Context) error {
 			continue
 		}
 		dst := path.Join(r.l.Shared(), e)
-		if r.opts.DryRun {
-			r.logf("would seed %s from %s unless the host has it", dst, local)
-			continue
-		}
 		if err := r.seedFile(ctx, local, dst, fi.Mode().Perm()); err != nil {
 			return fmt.Errorf("seed shared %s: %w", e, err)
 		}
@@ -199,19 +195,21 @@ func (r *hostRun) seedFile(ctx context.Context, local, dst string, mode fs.FileM
 	if _, err := client.Lstat(dst); !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if err := client.MkdirAll(path.Dir(dst)); err != nil {
-		return err
-	}
-	src, err := os.Open(local)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	if err := writeAtomic(client, path.Join(path.Dir(dst), ".skiff-seed-"+r.opts.Run), dst, mode, src); err != nil {
-		return err
-	}
-	r.logf("seeded %s from the source tree", dst)
-	return nil
+	return r.change("", fmt.Sprintf("seed %s from %s", dst, local), func() error {
+		if err := client.MkdirAll(path.Dir(dst)); err != nil {
+			return err
+		}
+		src, err := os.Open(local)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		if err := writeAtomic(client, path.Join(path.Dir(dst), ".skiff-seed-"+r.opts.Run), dst, mode, src); err != nil {
+			return err
+		}
+		r.logf("seeded %s from the source tree", dst)
+		return nil
+	})
 }
 
 // hooks runs the app's hook commands in the release directory with SKIFF_* set inline.
@@ -243,22 +241,20 @@ func (r *hostRun) activate(ctx context.Context, id, prev string) error {
 // switchTo makes release id live and proves it by reading current back: a switch that did not take is an
 // error naming what current is, never a success.
 func (r *hostRun) switchTo(ctx context.Context, id string) error {
-	cmd := release.SwitchCommand(r.l, id)
-	if r.opts.DryRun {
-		return r.run(ctx, cmd)
-	}
-	res, err := r.c.Run(ctx, cmd)
+	res, err := r.c.Run(ctx, release.SwitchCommand(r.l, id))
 	if err != nil {
 		return err
 	}
-	got, err := release.ParseCurrent(r.l, res.Stdout)
-	if err != nil {
-		return fmt.Errorf("after the switch: %w", err)
-	}
-	if got != id {
-		return fmt.Errorf("after the switch %s names %s, not %s", r.l.Current(), orNone(got), id)
-	}
-	return nil
+	return r.change("", "", func() error { // a dry run did not switch: there is nothing to prove
+		got, err := release.ParseCurrent(r.l, res.Stdout)
+		if err != nil {
+			return fmt.Errorf("after the switch: %w", err)
+		}
+		if got != id {
+			return fmt.Errorf("after the switch %s names %s, not %s", r.l.Current(), orNone(got), id)
+		}
+		return nil
+	})
 }
 
 // revert puts prev back after id failed once live, and records both in history.
@@ -285,23 +281,19 @@ func (r *hostRun) revert(ctx context.Context, id, prev string, cause error) erro
 
 // discard removes a release that never went live.
 func (r *hostRun) discard(ctx context.Context, id string) {
-	if !r.opts.DryRun {
-		_ = r.run(r.cleanupCtx(ctx), release.RemoveReleasesCommand(r.l, []string{id}))
-	}
+	_ = r.run(r.cleanupCtx(ctx), release.RemoveReleasesCommand(r.l, []string{id}))
 }
 
 // retain deletes releases beyond keep_releases, and the builds no kept release uses: it reads what there is
 // now and leaves the deletions to the unlock's remote command (see atEndRun). A failure is the returned error
 // when it comes from the reading, else a warning.
 func (r *hostRun) retain(ctx context.Context, current, previous string) error {
-	if r.opts.DryRun {
-		return nil
-	}
 	return r.step("retain", func() error {
 		st, err := release.ReadRetention(ctx, r.c, r.l)
 		if err != nil {
 			return err
 		}
+		withRelease(st, current)
 		for _, t := range st.StaleTrash {
 			r.logf("%s is left from an earlier deletion that did not finish; deleting it again", path.Join(r.l.Releases(), t))
 		}

@@ -105,7 +105,7 @@ func AppendHistoryCommand(l Layout, e HistoryEntry) (remote.Command, error) {
 // Lines it cannot use are skipped with a warning (see Warn); a history larger than MaxHistoryBytes is an error.
 func ReadHistory(ctx context.Context, c runner, l Layout) ([]HistoryEntry, error) {
 	cmd := remote.Script(`[ -f "$1" ] || exit 0; head -c "$2" "$1"`, l.History(), strconv.Itoa(MaxHistoryBytes+1))
-	cmd.MaxOutput = MaxHistoryBytes + 1
+	cmd.MaxOutput, cmd.ReadOnly = MaxHistoryBytes+1, true
 	res, err := c.Run(ctx, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)

@@ -226,7 +226,7 @@ func lockChanged(err error) error {
 // LockStatus reads who holds the app's lock, or nil when it is free.
 func LockStatus(ctx context.Context, c runner, l Layout, staleAfter time.Duration) (*LockedError, error) {
 	cmd := remote.Script(`[ -d "$1" ] || exit 0; head -c "$2" "$1/owner.json" 2>/dev/null; echo; echo held`, l.LockDir(), strconv.Itoa(maxOwnerBytes+1))
-	cmd.MaxOutput = maxOwnerBytes + 16
+	cmd.MaxOutput, cmd.ReadOnly = maxOwnerBytes+16, true
 	res, err := c.Run(ctx, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("lock status: %w", err)

@@ -14,7 +14,9 @@ import (
 // read back from the target, so it is validated before it is used anywhere. A current that exists and is not
 // a symlink (a directory left by another tool) is an error: skiff never switches over it.
 func ReadCurrent(ctx context.Context, c runner, l Layout) (string, error) {
-	res, err := c.Run(ctx, remote.Script(readCurrentScript, l.Current()))
+	cmd := remote.Script(readCurrentScript, l.Current())
+	cmd.ReadOnly = true
+	res, err := c.Run(ctx, cmd)
 	if err != nil {
 		return "", fmt.Errorf("read current: %w", err)
 	}
@@ -65,7 +67,9 @@ exit 0`
 // ListIDs lists what listScript finds in dir, keeping only valid release ids: names read back from a target
 // reach paths and commands only after that check.
 func ListIDs(ctx context.Context, c runner, dir, test, suffix string) (map[string]bool, error) {
-	res, err := c.Run(ctx, remote.Script(listScript, dir, test, suffix))
+	cmd := remote.Script(listScript, dir, test, suffix)
+	cmd.ReadOnly = true
+	res, err := c.Run(ctx, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}

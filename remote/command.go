@@ -34,6 +34,10 @@ type Command struct {
 	// (DefaultMaxOutput when zero); a command that writes more is stopped and
 	// Run returns an *OutputTooLargeError.
 	MaxOutput int64
+	// ReadOnly says the command changes nothing on the target, not even a
+	// temporary file: a dry run still runs it, and renders every other command
+	// instead of running it.
+	ReadOnly bool
 }
 
 // Script builds a command that runs a fixed shell script with its inputs as positional parameters ($1, $2,
