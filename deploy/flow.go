@@ -248,13 +248,11 @@ func (r *hostRun) release(ctx context.Context, err error) error {
 	if r.lock == nil {
 		return err
 	}
-	timeout := unlockTimeout
 	steps := make([]remote.Step, len(r.atEnd))
 	for i, e := range r.atEnd {
 		steps[i] = e.step
-		timeout = unlockTimeout + cleanupTimeout
 	}
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout+r.endBudget())
 	defer cancel()
 	stepErrs, uerr := r.lock.ReleaseAfter(uctx, steps...)
 	for i, e := range r.atEnd {
@@ -265,6 +263,19 @@ func (r *hostRun) release(ctx context.Context, err error) error {
 		err = errors.Join(err, e.done(serr))
 	}
 	return errors.Join(err, uerr)
+}
+
+// endBudget is the time the steps left for the end (atEnd) may take beyond the unlock's own: the cleanup's
+// (see cleanupCtx), or what is left of it when the run's context ended and cleaning up has already begun.
+func (r *hostRun) endBudget() time.Duration {
+	switch {
+	case len(r.atEnd) == 0:
+		return 0
+	case r.cleanup == nil:
+		return cleanupTimeout
+	}
+	dl, _ := r.cleanup.Deadline()
+	return max(0, time.Until(dl))
 }
 
 // endStep is a command left for the end of a run under the lock, run with the unlock (see release); done
