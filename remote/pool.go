@@ -282,6 +282,8 @@ func (p *Pool) dial(t *Target) (*Conn, error) {
 		}
 		return nil, fail("connect", err)
 	}
+	counts := &counters{}
+	nc = countingConn{Conn: nc, n: counts}
 	client, fingerprint, err := p.handshake(ctx, nc, t, hostport)
 	if err != nil {
 		var hk *HostKeyError
@@ -299,7 +301,7 @@ func (p *Pool) dial(t *Target) (*Conn, error) {
 		return nil, fail("handshake", err)
 	}
 	p.opts.Logf("host %s (%s): connected, host key %s", t.Name, hostport, fingerprint)
-	return newConn(t, client, fingerprint, p.opts), nil
+	return newConn(t, client, fingerprint, p.opts, counts), nil
 }
 
 // handshake runs the SSH handshake over nc within ctx: the conn's deadline
