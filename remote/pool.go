@@ -111,6 +111,7 @@ type Pool struct {
 	keys       *keyring
 	handshakes chan struct{}
 	appendMu   sync.Mutex
+	knownHosts knownHostsCache
 	ctx        context.Context
 	cancel     context.CancelFunc
 
@@ -327,7 +328,7 @@ func (p *Pool) handshake(ctx context.Context, nc net.Conn, t *Target, hostport s
 	if global == "" {
 		global = GlobalKnownHosts
 	}
-	db, err := loadKnownHosts(expandHome(file), global, dataCB, dataFile)
+	db, err := loadKnownHosts(&p.knownHosts, expandHome(file), global, dataCB, dataFile)
 	if err != nil {
 		stop()
 		nc.Close()
