@@ -30,8 +30,8 @@ const (
 	tarMinBytes = 8 << 20
 )
 
-// The tar stream is framed and hashed up to tarPipeChunks chunks of tarPipeChunkSize ahead of the SSH
-// channel that encrypts and sends it.
+// The tar stream is framed and hashed up to tarPipeChunks chunks ahead of the SSH channel that encrypts and
+// sends it; chunks are tarPipeChunkSize for large streams, smaller for small ones (tarPipeSize).
 const (
 	tarPipeChunks    = 4
 	tarPipeChunkSize = 256 << 10
@@ -89,10 +89,11 @@ func (s *shipper) putFile(ctx context.Context, client *sftp.Client, rel string, 
 // release. -U unlinks whatever a path held before writing it, so hard links into the base release are
 // replaced, never written through; -p keeps the modes exactly.
 func (s *shipper) sendTar(ctx context.Context, files []Entry) error {
-	pipe := newChunkPipe(tarPipeChunks, tarPipeChunkSize)
+	size := tarPipeSize(files)
+	pipe := newChunkPipe(tarPipeChunks, size)
 	written := make(chan error, 1)
 	go func() {
-		err := s.writeTar(ctx, pipe, files)
+		err := s.writeTar(ctx, pipe, files, size)
 		pipe.CloseWithError(err)
 		written <- err
 	}()
@@ -114,9 +115,10 @@ func (s *shipper) sendTar(ctx context.Context, files []Entry) error {
 	return nil
 }
 
-func (s *shipper) writeTar(ctx context.Context, w io.Writer, files []Entry) error {
+// writeTar writes files as a tar archive to w, reading them bufSize bytes at a time.
+func (s *shipper) writeTar(ctx context.Context, w io.Writer, files []Entry, bufSize int) error {
 	tw := tar.NewWriter(w)
-	buf := make([]byte, tarPipeChunkSize)
+	buf := make([]byte, bufSize)
 	for _, e := range files {
 		if err := s.addToTar(ctx, tw, e, buf); err != nil {
 			return err
