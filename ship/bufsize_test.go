@@ -51,9 +51,9 @@ func TestGrowingReader_StartsSmallAndGrowsWhileReadsComeBackFull(t *testing.T) {
 		wantAsked []int
 	}{
 		{name: "small file", size: 5000, max: 1 << 20, wantAsked: []int{32 << 10, 32 << 10}},
-		{name: "exactly one packet", size: 32 << 10, max: 1 << 20, wantAsked: []int{32 << 10, 64 << 10}},
-		{name: "large file", size: 300 << 10, max: 128 << 10,
-			wantAsked: []int{32 << 10, 64 << 10, 128 << 10, 128 << 10, 128 << 10}},
+		{name: "exactly one packet", size: 32 << 10, max: 1 << 20, wantAsked: []int{32 << 10, 128 << 10}},
+		{name: "large file", size: 500 << 10, max: 256 << 10,
+			wantAsked: []int{32 << 10, 128 << 10, 256 << 10, 256 << 10, 256 << 10}}, // the last one finds the end
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := bytes.Repeat([]byte("0123456789abcdef"), tc.size/16+1)[:tc.size]
