@@ -51,8 +51,10 @@ bench: deps build
 	@scripts/bench.sh
 
 # bench-fleet puts skiff side by side with an Ansible playbook, an xargs+rsync+ssh loop and parallel-ssh on
-# fleets of 1, 10 and 50 namespaced hosts (root; SKIFF_BENCH_QUICK=1 for 1 and 5) and keeps the table under
-# bench/results/. SKIFF_BENCH_PROFILE=FILE also writes a CPU profile of skiff at the largest fleet.
+# fleets of 1, 10 and 50 namespaced hosts, and 200 with SKIFF_BENCH_LARGE=1 (root; about half an hour, 6 GiB;
+# SKIFF_BENCH_QUICK=1 for 1 and 5), first deploys (every tool's app removed first) and redeploys, and keeps the
+# tables under bench/results/. SKIFF_BENCH_PROFILE=FILE also writes a CPU profile of skiff at the largest fleet,
+# SKIFF_BENCH_MEMPROFILE=FILE heap profiles; SKIFF_BENCH_TOOLS=skiff,floor runs some contenders only.
 bench-fleet: build
 	@scripts/deps.sh bench
 	@scripts/bench.sh Fleet

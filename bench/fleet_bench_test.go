@@ -2,11 +2,9 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +14,23 @@ import (
 )
 
 // fleetTools returns the contenders in the order of the table; skiff is compared with each of the others.
-func fleetTools() []string { return []string{"skiff", "ansible", "shell", "floor"} }
+// SKIFF_BENCH_TOOLS="skiff,floor" runs some of them only (skiff always), for quick looks at skiff alone.
+func fleetTools() []string {
+	all := []string{"skiff", "ansible", "shell", "floor"}
+	v := os.Getenv("SKIFF_BENCH_TOOLS")
+	if v == "" {
+		return all
+	}
+	tools := []string{"skiff"}
+	for _, t := range all[1:] {
+		for _, f := range strings.Split(v, ",") {
+			if strings.TrimSpace(f) == t {
+				tools = append(tools, t)
+			}
+		}
+	}
+	return tools
+}
 
 // toolLabel names a contender in the table.
 func toolLabel(tool string) string {
@@ -32,16 +46,31 @@ func toolLabel(tool string) string {
 	}
 }
 
-// fleetSizes are the fleet sizes and rounds of each; SKIFF_BENCH_QUICK=1 shrinks them for a smoke run,
-// SKIFF_BENCH_FLEET="1,10,50" picks sizes by hand and SKIFF_BENCH_ROUNDS=N the rounds of every size.
+// The two kinds of deploy the benchmark times.
+const (
+	modeFirst    = "first deploy"
+	modeRedeploy = "redeploy"
+)
+
+// fleetSizes are the fleet sizes and rounds of each: 1, 10 and 50 hosts, and 200 with SKIFF_BENCH_LARGE=1;
+// SKIFF_BENCH_QUICK=1 shrinks them for a smoke run, SKIFF_BENCH_FLEET="1,10,50" picks sizes by hand and
+// SKIFF_BENCH_ROUNDS=N the rounds of every size. A round at 200 hosts takes minutes (Ansible alone about three),
+// so the largest fleet gets two rounds of each kind and the whole run stays well under an hour.
 func fleetSizes() (sizes []int, rounds func(n int) int) {
 	rounds = func(n int) int {
-		if n >= 50 {
+		switch {
+		case n >= 200:
+			return 2
+		case n >= 50:
 			return 3
+		default:
+			return 5
 		}
-		return 5
 	}
 	sizes = []int{1, 10, 50}
+	if os.Getenv("SKIFF_BENCH_LARGE") == "1" {
+		sizes = append(sizes, 200)
+	}
 	if os.Getenv("SKIFF_BENCH_QUICK") == "1" {
 		sizes, rounds = []int{1, 5}, func(int) int { return 2 }
 	}
@@ -59,22 +88,30 @@ func fleetSizes() (sizes []int, rounds func(n int) int) {
 	return sizes, rounds
 }
 
-// fleetRow is one line of the table: one tool at one fleet size.
+// fleetRow is one line of a table: one tool at one fleet size, for one kind of deploy.
 type fleetRow struct {
 	hosts int
+	mode  string
 	tool  string
 	m     treeMeasure
-	note  string
 }
 
-// BenchmarkFleet redeploys a changed version of a 200-file app to fleets of 1, 10 and 50 hosts (each host
-// its own sshd and supervisord in namespaces of its own) with skiff, an Ansible playbook and a shell loop,
-// side by side with logging in alone (parallel-ssh true), and prints wall time, CPU time and peak memory of
-// each with skiff's ratios. Every tool deploys once untimed first; then each round runs every tool once,
-// in an order that rotates, and the median round counts. SKIFF_BENCH_PROFILE=FILE (relative to the
-// repository) also writes a CPU profile of skiff at the largest fleet, merged from a few extra untimed
-// deploys, and its `go tool pprof -top` next to it. SKIFF_BENCH_STARTSECS sets the programs' startsecs
-// (supervisord's default, 1, unless set), SKIFF_BENCH_ANSIBLE_STRATEGY the playbook's strategy (free).
+// BenchmarkFleet deploys a 200-file app to fleets of 1, 10 and 50 hosts (and 200 with SKIFF_BENCH_LARGE=1;
+// each host its own sshd and supervisord in namespaces of its own) with skiff, an Ansible playbook and a shell
+// loop, side by side with logging in alone (parallel-ssh true), and prints wall time, CPU time and peak memory
+// of each with skiff's ratios, for first deploys and for redeploys. A first deploy finds nothing of its tool on
+// any host: before each tool's run its program is stopped and its app directory removed on every host (untimed);
+// a redeploy ships a new version over the last one. Each round runs every tool once, in an order that rotates,
+// and the median round counts; the first-deploy rounds come first and leave every tool deployed for the
+// redeploys. Small fleets first deploy once untimed, to warm the caches. It also prints what skiff asked of one
+// host per deploy (remote commands, SFTP sessions and requests, tunnels, bytes: outcome.remote of
+// `skiff deploy --json`) and its steps' durations.
+//
+// SKIFF_BENCH_PROFILE=FILE (relative to the repository) also writes a CPU profile of skiff at the largest fleet,
+// merged from a few extra untimed redeploys, and its `go tool pprof -top` next to it; SKIFF_BENCH_MEMPROFILE=FILE
+// a heap profile of one more first deploy and one more redeploy there (FILE-first, FILE-redeploy; see
+// cmd/skiff's SKIFF_MEMPROFILE). SKIFF_BENCH_STARTSECS sets the programs' startsecs (supervisord's default,
+// 1, unless set), SKIFF_BENCH_ANSIBLE_STRATEGY the playbook's strategy (free).
 func BenchmarkFleet(b *testing.B) {
 	skiff := buildSkiff(b)
 	sizes, rounds := fleetSizes()
@@ -83,28 +120,58 @@ func BenchmarkFleet(b *testing.B) {
 		startsecs = v
 	}
 	var rows []fleetRow
+	var costs []skiffCost
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
 			cg := startInCPUGroup(b)
-			env := testenv.Fleet(b, testenv.FleetOptions{Hosts: n, Programs: fleetPrograms(startsecs)})
+			env := startFleet(b, n, startsecs)
 			if cg != nil {
 				cg.back(b)
 			}
 			fb := &fleetBench{b: b, env: env, cg: cg, t: newTools(b, env, skiff), src: writeApp(b), rounds: rounds(n)}
-			var r []fleetRow
 			for i := 0; i < b.N; i++ {
-				r = fb.run()
+				r, c := fb.run()
+				rows, costs = append(rows, r...), append(costs, c...)
 			}
-			rows = append(rows, r...)
-			if p := os.Getenv("SKIFF_BENCH_PROFILE"); p != "" && n == sizes[len(sizes)-1] {
-				if !filepath.IsAbs(p) {
-					p = filepath.Join("..", p) // relative to the repository, where make runs
+			if n == sizes[len(sizes)-1] {
+				if p := os.Getenv("SKIFF_BENCH_PROFILE"); p != "" {
+					fb.profile(repoPath(p), 5)
 				}
-				fb.profile(p, 5)
+				if p := os.Getenv("SKIFF_BENCH_MEMPROFILE"); p != "" {
+					fb.memProfile(repoPath(p))
+				}
 			}
 		})
 	}
-	printFleet(os.Stdout, rows, startsecs)
+	printFleet(os.Stdout, rows, costs, startsecs)
+}
+
+// repoPath makes a path given relative to the repository (where make runs) usable from bench/.
+func repoPath(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join("..", p)
+}
+
+// startFleet starts n hosts that run one program per tool, and stops them in b.Cleanup. Starting a host costs
+// about a quarter of a second of the machine's CPU (supervisord's start-up), so the deadline grows with n.
+func startFleet(b *testing.B, n, startsecs int) *testenv.Env {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+time.Duration(n)*2*time.Second)
+	defer cancel()
+	start := time.Now()
+	env, err := testenv.StartFleet(ctx, testenv.FleetOptions{Hosts: n, Programs: fleetPrograms(startsecs)})
+	if err != nil {
+		b.Fatalf("start a fleet of %d: %v", n, err)
+	}
+	b.Cleanup(func() {
+		if err := env.Close(); err != nil {
+			b.Errorf("close fleet: %v", err)
+		}
+	})
+	b.Logf("fleet of %d host(s) started in %s", n, time.Since(start).Round(100*time.Millisecond))
+	return env
 }
 
 // fleetBench is one fleet size's run.
@@ -117,52 +184,65 @@ type fleetBench struct {
 	rounds  int
 	version int
 	last    time.Time // of the last skiff deploy: release ids are per second
-	cost    string    // what skiff's last deploy asked of one host: commands, SFTP starts, upload step
 }
 
-// run deploys once with every tool untimed, then times the rounds and returns one row per tool.
-func (fb *fleetBench) run() []fleetRow {
-	fb.b.Logf("%d host(s), %d round(s)", len(fb.env.Hosts), fb.rounds)
-	fb.b.StopTimer()
+// run times the first-deploy rounds, then the redeploy rounds, and returns one row per tool and kind with what
+// skiff's deploys cost one host.
+func (fb *fleetBench) run() ([]fleetRow, []skiffCost) {
+	n := len(fb.env.Hosts)
+	fb.b.Logf("%d host(s), %d round(s) of each kind", n, fb.rounds)
 	tools := fleetTools()
-	for _, tool := range tools {
-		fb.deploy(tool)
-	}
-	first := fb.cost
-	fb.verify()
-	fb.b.StartTimer()
-	ms := map[string][]treeMeasure{}
-	var steps []map[string]time.Duration
-	for r := 0; r < fb.rounds; r++ {
-		fb.nextVersion()
-		for k := range tools {
-			tool := tools[(k+r)%len(tools)]
-			m, s := fb.deploy(tool)
-			ms[tool] = append(ms[tool], m)
-			if s != nil {
-				steps = append(steps, s)
-			}
+	if n <= 10 {
+		fb.b.StopTimer()
+		for _, tool := range tools {
+			fb.wipe(tool)
+			fb.deploy(tool)
 		}
 		fb.verify()
+		fb.b.StartTimer()
 	}
-	fb.b.StopTimer()
-	n := len(fb.env.Hosts)
 	var rows []fleetRow
-	for _, tool := range tools {
-		rows = append(rows, fleetRow{hosts: n, tool: tool, m: medianTree(ms[tool])})
+	var costs []skiffCost
+	for _, mode := range []string{modeFirst, modeRedeploy} {
+		ms := map[string][]treeMeasure{}
+		var skiffRuns []skiffRun
+		for r := 0; r < fb.rounds; r++ {
+			fb.nextVersion()
+			for k := range tools {
+				tool := tools[(k+r)%len(tools)]
+				if mode == modeFirst {
+					fb.b.StopTimer()
+					fb.wipe(tool)
+					fb.b.StartTimer()
+				}
+				m, run := fb.deploy(tool)
+				ms[tool] = append(ms[tool], m)
+				if run != nil {
+					skiffRuns = append(skiffRuns, *run)
+				}
+			}
+			fb.verify()
+		}
+		for _, tool := range tools {
+			rows = append(rows, fleetRow{hosts: n, mode: mode, tool: tool, m: medianTree(ms[tool])})
+		}
+		costs = append(costs, costOf(n, mode, skiffRuns))
+		fb.report(rows[len(rows)-len(tools):])
 	}
-	rows[0].note = "steps (median host, median round): " + stepSummary(steps) +
-		"\n  remote per host, first deploy: " + first + "; redeploy: " + fb.cost
+	return rows, costs
+}
+
+// report gives the benchmark framework skiff's ratios of one kind of deploy.
+func (fb *fleetBench) report(rows []fleetRow) {
+	prefix := "first-"
+	if rows[0].mode == modeRedeploy {
+		prefix = "re-"
+	}
 	sk := rows[0].m
 	for _, r := range rows[1:] {
-		fb.b.ReportMetric(float64(sk.wall)/float64(r.m.wall), "skiff/"+r.tool+"-wall")
-		fb.b.ReportMetric(float64(sk.cpu)/float64(r.m.cpu), "skiff/"+r.tool+"-cpu")
-		if sk.targetCPU >= 0 && r.m.targetCPU >= 0 {
-			fb.b.ReportMetric(float64(sk.cpu+sk.targetCPU)/float64(r.m.cpu+r.m.targetCPU), "skiff/"+r.tool+"-cpu+target")
-		}
+		fb.b.ReportMetric(float64(sk.wall)/float64(r.m.wall), prefix+"skiff/"+r.tool+"-wall")
 	}
-	fb.b.ReportMetric(float64(sk.maxRSS)/1024, "skiff-MiB")
-	return rows
+	fb.b.ReportMetric(float64(sk.maxRSS)/1024, prefix+"skiff-MiB")
 }
 
 // nextVersion writes a new VERSION into the app tree: the change every round ships.
@@ -172,11 +252,11 @@ func (fb *fleetBench) nextVersion() {
 }
 
 // deploy runs one tool once and returns what it cost, on this side and on the targets' (the fleet's cgroup,
-// read once the tool's sessions have ended); for skiff also the per-step durations of its median host.
-// Ansible's ssh masters are closed after each run, so every run of every tool logs in from scratch.
-func (fb *fleetBench) deploy(tool string) (treeMeasure, map[string]time.Duration) {
+// read once the tool's sessions have ended); for skiff also what its JSON report says. Ansible's ssh masters
+// are closed after each run, so every run of every tool logs in from scratch.
+func (fb *fleetBench) deploy(tool string) (treeMeasure, *skiffRun) {
 	var m treeMeasure
-	var steps map[string]time.Duration
+	var run *skiffRun
 	if tool == "skiff" {
 		if wait := time.Until(fb.last.Truncate(time.Second).Add(time.Second)); wait > 0 {
 			time.Sleep(wait)
@@ -186,9 +266,9 @@ func (fb *fleetBench) deploy(tool string) (treeMeasure, map[string]time.Duration
 	switch tool {
 	case "skiff":
 		var out []byte
-		m, out = timedTree(fb.b, fb.t.skiffCmd(fb.src, ""))
+		m, out = timedTree(fb.b, fb.t.skiffCmd(fb.src, nil))
 		fb.last = time.Now()
-		steps = fb.skiffSteps(out)
+		run = fb.skiffReport(out)
 	case "ansible":
 		m, _ = timedTree(fb.b, fb.t.ansibleCmd(fb.src))
 		closeMasters(fb.b, fb.t.ansCP)
@@ -202,62 +282,22 @@ func (fb *fleetBench) deploy(tool string) (treeMeasure, map[string]time.Duration
 		time.Sleep(300 * time.Millisecond) // sshd's side of the last connections winds down
 		m.targetCPU = fb.cg.usage() - before
 	}
-	return m, steps
-}
-
-// skiffSteps checks skiff's JSON report (every host ok) and returns the median host's duration of each step.
-func (fb *fleetBench) skiffSteps(out []byte) map[string]time.Duration {
-	var rep struct {
-		Hosts []struct {
-			Host  string `json:"host"`
-			OK    bool   `json:"ok"`
-			Error string `json:"error"`
-			Steps []struct {
-				Step string `json:"step"`
-				MS   int64  `json:"duration_ms"`
-			} `json:"steps"`
-			Remote *struct {
-				Commands   int64 `json:"commands"`
-				SFTPStarts int64 `json:"sftp_starts"`
-			} `json:"remote"`
-		} `json:"hosts"`
-	}
-	if err := json.Unmarshal(out, &rep); err != nil || len(rep.Hosts) != len(fb.env.Hosts) {
-		fb.b.Fatalf("skiff report: %v\n%s", err, tail(out, 4000))
-	}
-	per := map[string][]time.Duration{}
-	fb.cost = "not reported"
-	for _, h := range rep.Hosts {
-		if h.Remote != nil && h.Host == rep.Hosts[0].Host {
-			up := time.Duration(-1)
-			for _, s := range h.Steps {
-				if s.Step == "upload" {
-					up = time.Duration(s.MS) * time.Millisecond
-				}
-			}
-			fb.cost = fmt.Sprintf("%d commands (sessions + shells), %d SFTP start(s), upload step %s (host %s)",
-				h.Remote.Commands, h.Remote.SFTPStarts, up, h.Host)
-		}
-		if !h.OK {
-			fb.b.Fatalf("skiff: %s failed: %s", h.Host, h.Error)
-		}
-		for _, s := range h.Steps {
-			per[s.Step] = append(per[s.Step], time.Duration(s.MS)*time.Millisecond)
-		}
-	}
-	med := map[string]time.Duration{}
-	for step, ds := range per {
-		med[step] = medianDuration(ds)
-	}
-	return med
+	return m, run
 }
 
 // verify checks that every tool's copy of the app on every host holds the version shipped last, and that
 // the programs run. It reads the hosts' files directly; the tools' own port checks proved the ports.
 func (fb *fleetBench) verify() {
 	want := fmt.Sprintf("v%d\n", fb.version)
-	for _, h := range fb.env.Hosts {
-		for _, dir := range []string{"app/current", "ansible-app", "shell-app"} {
+	dirs := map[string]string{"skiff": "app/current", "ansible": "ansible-app", "shell": "shell-app"}
+	running := 0
+	for _, tool := range fleetTools() {
+		dir, ok := dirs[tool]
+		if !ok {
+			continue
+		}
+		running++
+		for _, h := range fb.env.Hosts {
 			got, err := os.ReadFile(filepath.Join(h.Root, "srv", dir, "VERSION"))
 			if err != nil || string(got) != want {
 				fb.b.Fatalf("%s: /srv/%s/VERSION = %q, %v; want %q", h.Name, dir, got, err, want)
@@ -268,38 +308,7 @@ func (fb *fleetBench) verify() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	out, err := h.Exec(ctx, "supervisorctl", "-s", testenv.FleetSupervisorURL, "status").CombinedOutput()
-	if err != nil || strings.Count(string(out), "RUNNING") != 3 {
+	if strings.Count(string(out), "RUNNING") != running {
 		fb.b.Fatalf("%s: supervisorctl status: %v\n%s", h.Name, err, out)
 	}
-}
-
-// stepSummary renders the median over rounds of each step's median-host duration, in the order of a deploy.
-func stepSummary(rounds []map[string]time.Duration) string {
-	per := map[string][]time.Duration{}
-	for _, r := range rounds {
-		for step, d := range r {
-			per[step] = append(per[step], d)
-		}
-	}
-	order := map[string]int{"lock": 0, "upload": 1, "shared": 2, "switch": 3, "restart": 4, "check": 5, "retain": 6}
-	names := make([]string, 0, len(per))
-	for s := range per {
-		names = append(names, s)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		oi, ok1 := order[names[i]]
-		oj, ok2 := order[names[j]]
-		if ok1 != ok2 {
-			return ok1
-		}
-		if oi != oj {
-			return oi < oj
-		}
-		return names[i] < names[j]
-	})
-	parts := make([]string, len(names))
-	for i, s := range names {
-		parts[i] = fmt.Sprintf("%s %s", s, medianDuration(per[s]).Round(time.Millisecond))
-	}
-	return strings.Join(parts, ", ")
 }

@@ -50,7 +50,7 @@ func timedTree(tb testing.TB, cmd *exec.Cmd) (treeMeasure, []byte) {
 	m := treeMeasure{wall: time.Since(start)}
 	text, _ := os.ReadFile(out.Name())
 	if err != nil {
-		tb.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, tail(text, 8000))
+		tb.Fatalf("%s: %v\n%s\nlines that name an error:\n%s", strings.Join(cmd.Args, " "), err, tail(text, 8000), errorLines(text, 20))
 	}
 	m.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -84,6 +84,21 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
+}
+
+// errorLines returns up to n distinct lines of out that mention an error, for failures whose output is too
+// long to show whole (skiff's JSON report of 200 hosts).
+func errorLines(out []byte, n int) string {
+	seen := map[string]bool{}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		l = strings.TrimSpace(l)
+		if strings.Contains(strings.ToLower(l), "error") && !seen[l] && len(lines) < n {
+			seen[l] = true
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // medianTree takes the median wall time, CPU time and target CPU time of the rounds separately, and the

@@ -43,20 +43,38 @@ func writeApp(tb testing.TB) string {
 	return dir
 }
 
-// printFleet prints the table: per fleet size, every tool's median wall time and CPU time, peak memory,
-// and skiff's ratios to it.
-func printFleet(w io.Writer, rows []fleetRow, startsecs int) {
-	fmt.Fprintf(w, "\nfleet redeploy of a changed version: 200-file app, 1 file changed; supervisord startsecs=%d; %s\n",
+// printFleet prints the tables: per kind of deploy and fleet size, every tool's median wall time and CPU time,
+// peak memory, and skiff's ratios to it; then the summary of both kinds side by side; then what skiff asked of
+// one host per deploy.
+func printFleet(w io.Writer, rows []fleetRow, costs []skiffCost, startsecs int) {
+	fmt.Fprintf(w, "\nfleet deploys of a 200-file app (files of 1-4 KiB), restart of its supervisord program (startsecs=%d) and a port check; %s\n",
 		startsecs, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintln(w, "Medians of the rounds. CPU: user+sys of the tool's whole process tree on the controller (ssh masters that")
 	fmt.Fprintln(w, "outlive a run not included). Target CPU: the fleet's sshd and supervisord and all they ran meanwhile (remote")
 	fmt.Fprintln(w, "commands and modules, the restarted app), from the fleet's cgroup. Peak RSS: the largest single process of")
 	fmt.Fprintln(w, "the tool's tree, worst round.")
+	for _, mode := range []string{modeFirst, modeRedeploy} {
+		switch mode {
+		case modeFirst:
+			fmt.Fprintln(w, "\nFIRST DEPLOY: before each tool's run, its program is stopped and its app directory removed on every host.")
+		default:
+			fmt.Fprintln(w, "\nREDEPLOY: a new version (one file changed) over the last one.")
+		}
+		printMode(w, rows, mode)
+	}
+	printSummary(w, rows)
+	printCosts(w, costs)
+}
+
+// printMode prints one kind of deploy's table.
+func printMode(w io.Writer, rows []fleetRow, mode string) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nhosts\ttool\twall\tCPU\ttarget CPU\tpeak RSS\tskiff/tool: wall\tCPU\tCPU+target CPU")
-	var notes []string
+	fmt.Fprintln(tw, "hosts\ttool\twall\tCPU\ttarget CPU\tpeak RSS\tskiff/tool: wall\tCPU\tCPU+target CPU")
 	for _, r := range rows {
-		sk := skiffOf(rows, r.hosts)
+		if r.mode != mode {
+			continue
+		}
+		sk := skiffOf(rows, r.hosts, mode)
 		ratioW, ratioC, ratioT, target := "", "", "", "n/a"
 		if r.m.targetCPU >= 0 {
 			target = r.m.targetCPU.Round(10 * time.Millisecond).String()
@@ -70,27 +88,105 @@ func printFleet(w io.Writer, rows []fleetRow, startsecs int) {
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.1f MiB\t%s\t%s\t%s\n", r.hosts, toolLabel(r.tool), r.m.wall.Round(time.Millisecond),
 			r.m.cpu.Round(time.Millisecond), target, float64(r.m.maxRSS)/1024, ratioW, ratioC, ratioT)
-		if r.note != "" {
-			notes = append(notes, fmt.Sprintf("%d host(s), skiff %s", r.hosts, r.note))
-		}
 	}
 	tw.Flush()
-	if len(notes) > 0 {
-		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
-	}
 }
 
-// skiffOf returns skiff's measurement at the given fleet size.
-func skiffOf(rows []fleetRow, hosts int) treeMeasure {
+// printSummary prints wall times of both kinds side by side, one line per fleet size, with skiff's ratios to the
+// floor, Ansible and the shell loop, and skiff's peak memory.
+func printSummary(w io.Writer, rows []fleetRow) {
+	fmt.Fprintln(w, "\nSUMMARY: wall time (median round) of first deploys / redeploys; ratios are skiff's wall time over the tool's.")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "hosts\tlogin floor\tskiff first\tskiff re\tshell first\tshell re\tAnsible first\tAnsible re\t"+
+		"skiff/floor first\tre\tskiff/Ansible first\tre\tskiff/shell first\tre\tskiff peak RSS first\tre")
+	var sizes []int
 	for _, r := range rows {
-		if r.hosts == hosts && r.tool == "skiff" {
-			return r.m
+		if len(sizes) == 0 || sizes[len(sizes)-1] != r.hosts {
+			sizes = append(sizes, r.hosts)
 		}
 	}
-	return treeMeasure{}
+	for _, n := range sizes {
+		wall := func(tool, mode string) string {
+			if m, ok := find(rows, n, mode, tool); ok {
+				return fmt.Sprintf("%.2fs", m.wall.Seconds())
+			}
+			return "-"
+		}
+		ratio := func(tool, mode string) string {
+			sk, ok1 := find(rows, n, mode, "skiff")
+			m, ok2 := find(rows, n, mode, tool)
+			if !ok1 || !ok2 {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f", float64(sk.wall)/float64(m.wall))
+		}
+		// The floor is timed in both kinds of round; its median over all of them is the steadiest figure.
+		floor := "-"
+		if f1, ok := find(rows, n, modeFirst, "floor"); ok {
+			floor = fmt.Sprintf("%.2fs", f1.wall.Seconds())
+			if f2, ok := find(rows, n, modeRedeploy, "floor"); ok {
+				floor = fmt.Sprintf("%.2fs / %.2fs", f1.wall.Seconds(), f2.wall.Seconds())
+			}
+		}
+		rss := func(mode string) string {
+			if m, ok := find(rows, n, mode, "skiff"); ok {
+				return fmt.Sprintf("%.1f MiB", float64(m.maxRSS)/1024)
+			}
+			return "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n, floor,
+			wall("skiff", modeFirst), wall("skiff", modeRedeploy), wall("shell", modeFirst), wall("shell", modeRedeploy),
+			wall("ansible", modeFirst), wall("ansible", modeRedeploy),
+			ratio("floor", modeFirst), ratio("floor", modeRedeploy), ratio("ansible", modeFirst), ratio("ansible", modeRedeploy),
+			ratio("shell", modeFirst), ratio("shell", modeRedeploy), rss(modeFirst), rss(modeRedeploy))
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "(login floor: the floor's median in the first-deploy rounds / in the redeploy rounds; each ratio uses its own kind's)")
 }
 
-// profile runs skiff's deploy k more times, untimed, each writing a CPU profile, and merges them into
+// printCosts prints what skiff asked of one host per deploy, from its JSON report (outcome.remote).
+func printCosts(w io.Writer, costs []skiffCost) {
+	fmt.Fprintln(w, "\nPER DEPLOY, ONE HOST (the report's first): what skiff asked of the target, from `skiff deploy --json`")
+	fmt.Fprintln(w, "outcome.remote. commands: SSH sessions that each ran one remote shell (a process on the target); SFTP sessions:")
+	fmt.Fprintln(w, "sftp-server starts; SFTP requests: packets sent to it (each answered; pipelined when concurrent); tunnels:")
+	fmt.Fprintln(w, "channels to supervisord's socket and the app's port; bytes over the SSH connection, handshake included.")
+	fmt.Fprintln(w, "Upload step: that host's, median round; steps: the median host's, median round.")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "hosts\tdeploy\tcommands\tSFTP sessions\tSFTP requests\ttunnels\tbytes sent\tbytes received\tupload step\tsteps")
+	count := func(v int64) string {
+		if v < 0 {
+			return "n/a"
+		}
+		return fmt.Sprint(v)
+	}
+	for _, c := range costs {
+		up := "n/a"
+		if c.upload >= 0 {
+			up = c.upload.String()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.hosts, c.mode, count(c.counts.Commands), count(c.counts.SFTPStarts),
+			count(c.counts.SFTPRequests), count(c.counts.Tunnels), count(c.counts.BytesSent), count(c.counts.BytesReceived), up, c.steps)
+	}
+	tw.Flush()
+}
+
+// find returns the measurement of one tool at one fleet size and kind.
+func find(rows []fleetRow, hosts int, mode, tool string) (treeMeasure, bool) {
+	for _, r := range rows {
+		if r.hosts == hosts && r.mode == mode && r.tool == tool {
+			return r.m, true
+		}
+	}
+	return treeMeasure{}, false
+}
+
+// skiffOf returns skiff's measurement at the given fleet size and kind.
+func skiffOf(rows []fleetRow, hosts int, mode string) treeMeasure {
+	m, _ := find(rows, hosts, mode, "skiff")
+	return m
+}
+
+// profile runs skiff's redeploy k more times, untimed, each writing a CPU profile, and merges them into
 // path, with `go tool pprof -top` of it next to it (path without its extension + ".top.txt").
 func (fb *fleetBench) profile(path string, k int) {
 	dir := fb.b.TempDir()
@@ -101,9 +197,9 @@ func (fb *fleetBench) profile(path string, k int) {
 			time.Sleep(wait)
 		}
 		p := filepath.Join(dir, fmt.Sprintf("skiff-%d.pprof", i))
-		_, out := timedTree(fb.b, fb.t.skiffCmd(fb.src, p))
+		_, out := timedTree(fb.b, fb.t.skiffCmd(fb.src, []string{"SKIFF_CPUPROFILE=" + p}))
 		fb.last = time.Now()
-		fb.skiffSteps(out)
+		fb.skiffReport(out)
 		parts = append(parts, p)
 	}
 	merged, err := exec.Command("go", append([]string{"tool", "pprof", "-proto"}, parts...)...).Output()
@@ -111,10 +207,38 @@ func (fb *fleetBench) profile(path string, k int) {
 		fb.b.Fatalf("go tool pprof -proto: %v", err)
 	}
 	write(fb.b, path, string(merged))
-	top, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=60", fb.t.skiff, path).CombinedOutput()
-	if err != nil {
-		fb.b.Fatalf("go tool pprof -top: %v\n%s", err, top)
-	}
-	write(fb.b, strings.TrimSuffix(path, filepath.Ext(path))+".top.txt", string(top))
+	fb.top(path, "-top", "-nodecount=60")
 	fb.b.Logf("CPU profile of %d skiff deploys to %d hosts: %s", k, len(fb.env.Hosts), path)
+}
+
+// memProfile runs one more first deploy and one more redeploy of skiff, untimed, each writing heap profiles
+// (cmd/skiff's SKIFF_MEMPROFILE) to path-first and path-redeploy, with `go tool pprof -top` of the profile at
+// the peak of the live heap and of the space allocated by the whole run next to them.
+func (fb *fleetBench) memProfile(path string) {
+	for _, mode := range []string{"first", "redeploy"} {
+		if mode == "first" {
+			fb.wipe("skiff")
+		}
+		fb.nextVersion()
+		if wait := time.Until(fb.last.Truncate(time.Second).Add(time.Second)); wait > 0 {
+			time.Sleep(wait)
+		}
+		p := path + "-" + mode
+		m, out := timedTree(fb.b, fb.t.skiffCmd(fb.src, []string{"SKIFF_MEMPROFILE=" + p}))
+		fb.last = time.Now()
+		fb.skiffReport(out)
+		fb.top(p, "-top", "-nodecount=40", "-sample_index=inuse_space")
+		fb.top(p+".exit", "-top", "-nodecount=40", "-sample_index=alloc_space")
+		fb.b.Logf("heap profiles of a skiff %s to %d hosts (peak RSS %.1f MiB): %s*", mode, len(fb.env.Hosts), float64(m.maxRSS)/1024, p)
+	}
+}
+
+// top writes `go tool pprof ARGS... path` to path + ".top.txt".
+func (fb *fleetBench) top(path string, args ...string) {
+	args = append(append([]string{"tool", "pprof"}, args...), fb.t.skiff, path)
+	top, err := exec.Command("go", args...).CombinedOutput()
+	if err != nil {
+		fb.b.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, top)
+	}
+	write(fb.b, path+".top.txt", string(top))
 }

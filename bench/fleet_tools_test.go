@@ -142,11 +142,11 @@ func write(tb testing.TB, p, content string) string {
 	return p
 }
 
-// skiffCmd is `skiff deploy app` of src to every host at once; profile, when set, is where it writes a CPU
-// profile (cmd/skiff's SKIFF_CPUPROFILE).
-func (t *tools) skiffCmd(src, profile string) *exec.Cmd {
+// skiffCmd is `skiff deploy app` of src to every host at once, with env added to its environment (such as
+// cmd/skiff's SKIFF_CPUPROFILE).
+func (t *tools) skiffCmd(src string, env []string) *exec.Cmd {
 	cmd := exec.Command(t.skiff, "-i", t.inv, "--json", "--parallel", fmt.Sprint(t.n), "deploy", "app", "--source", src)
-	cmd.Env = append(os.Environ(), "SKIFF_CPUPROFILE="+profile)
+	cmd.Env = append(os.Environ(), env...)
 	return cmd
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/skiffdeploy/skiff/deploy"
 	"github.com/skiffdeploy/skiff/inventory"
 	"github.com/skiffdeploy/skiff/release"
+	"github.com/skiffdeploy/skiff/remote"
 	"github.com/skiffdeploy/skiff/ship"
 )
 
@@ -231,13 +232,21 @@ func (a *appRun) rollout(ctx context.Context, req DeployRequest) *Report {
 }
 
 // each runs job on every host of the run in the app's rollout batches. Each host's result goes to the sink
-// as it finishes, unless final is false: then the caller sends them once it has settled them.
+// as it finishes, and its connection is closed, unless final is false: then the caller sends them once it has
+// settled them, and may still need the connections.
 func (a *appRun) each(ctx context.Context, command string, job func(ctx context.Context, conn deploy.HostConn, host string) *deploy.Outcome, final bool) *Report {
 	hosts := a.t.hosts
 	rep := &Report{Command: command, App: a.t.app.Name, DryRun: a.e.cfg.DryRun, Hosts: make([]*HostResult, len(hosts))}
 	errs := deploy.Rollout(ctx, len(hosts), a.t.app.Rollout, a.e.cfg.Parallel, func(ctx context.Context, i int) error {
 		h := hosts[i]
-		conn, err := a.e.conn(ctx, h)
+		var conn *remote.Conn
+		var err error
+		if final {
+			conn, err = a.e.hold(ctx, h)
+			defer a.e.release(h)
+		} else {
+			conn, err = a.e.conn(ctx, h)
+		}
 		o := &deploy.Outcome{Host: h.Name, Err: err}
 		if err == nil {
 			o = job(ctx, conn, h.Name)

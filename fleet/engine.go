@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/skiffdeploy/skiff/deploy"
@@ -59,11 +60,15 @@ type Config struct {
 	Debugf func(format string, args ...any)
 }
 
-// Engine runs requests against the hosts of one inventory, over one SSH connection per host that every
-// request of the engine shares. It is safe for concurrent use by several requests.
+// Engine runs requests against the hosts of one inventory, over one SSH connection per host, opened on first
+// use, shared by the requests in flight and closed once no job holds it. It is safe for concurrent use by
+// several requests.
 type Engine struct {
 	cfg  Config
 	pool *remote.Pool
+
+	mu   sync.Mutex
+	held map[string]int // jobs in flight per host name (hold, release)
 }
 
 // New returns an engine for cfg. Close it to close its connections.
@@ -83,7 +88,7 @@ func New(cfg Config) *Engine {
 		AgentSocket:       cfg.SSH.AgentSocket,
 		Logf:              cfg.Debugf,
 	}
-	return &Engine{cfg: cfg, pool: remote.NewPool(opts)}
+	return &Engine{cfg: cfg, pool: remote.NewPool(opts), held: map[string]int{}}
 }
 
 // Close closes every connection the engine opened.
@@ -92,6 +97,30 @@ func (e *Engine) Close() error { return e.pool.Close() }
 // conn returns the one connection to host h, opening it on first use.
 func (e *Engine) conn(ctx context.Context, h *inventory.Host) (*remote.Conn, error) {
 	return e.pool.Get(ctx, deploy.Target(e.cfg.Inventory, h))
+}
+
+// hold returns the connection to host h for a job, opening it on first use; the job gives it back with
+// release once it is done with the host.
+func (e *Engine) hold(ctx context.Context, h *inventory.Host) (*remote.Conn, error) {
+	e.mu.Lock()
+	e.held[h.Name]++
+	e.mu.Unlock()
+	return e.conn(ctx, h)
+}
+
+// release gives back what hold took, and closes the connection to h when no job of any request holds it, so
+// that a run over many hosts keeps only the connections of the hosts in flight (a later use dials again).
+func (e *Engine) release(h *inventory.Host) {
+	e.mu.Lock()
+	e.held[h.Name]--
+	last := e.held[h.Name] == 0
+	if last {
+		delete(e.held, h.Name)
+	}
+	e.mu.Unlock()
+	if last {
+		e.pool.Release(deploy.Target(e.cfg.Inventory, h))
+	}
 }
 
 // options are the deploy options of one request: who runs it, as one run id, and where its lines go.

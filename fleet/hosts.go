@@ -73,8 +73,8 @@ func (e *Engine) requireSecrets(app *inventory.App) error {
 // hostJob does a request's work on one connected host and fills in its result.
 type hostJob func(ctx context.Context, h *inventory.Host, conn *remote.Conn, r *HostResult) error
 
-// onHosts runs job on every host, parallel at once, and reports each host's result as it finishes. It does
-// not stop at the first failure: one broken host must not hide the state of the others.
+// onHosts runs job on every host, parallel at once, reports each host's result as it finishes and closes its
+// connection. It does not stop at the first failure: one broken host must not hide the state of the others.
 func (e *Engine) onHosts(ctx context.Context, command string, hosts []*inventory.Host, parallel int, job hostJob, timeout time.Duration) *Report {
 	rep := &Report{Command: command, DryRun: e.cfg.DryRun, Hosts: make([]*HostResult, len(hosts))}
 	errs := deploy.ForEach(ctx, len(hosts), parallel, func(ctx context.Context, i int) error {
@@ -86,7 +86,8 @@ func (e *Engine) onHosts(ctx context.Context, command string, hosts []*inventory
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}
-		conn, err := e.conn(ctx, h)
+		conn, err := e.hold(ctx, h)
+		defer e.release(h)
 		if err == nil {
 			err = job(ctx, h, conn, r)
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -38,23 +37,15 @@ type Conn struct {
 	sftpMu sync.Mutex
 	sftp   *sftp.Client
 
-	commands, sftpStarts atomic.Int64 // see Counts
+	counts *counters // see Counts
 }
 
-// Counts are what a connection has asked of its target since it was dialed: each command is one session,
-// one remote shell and at least one round trip; each SFTP start is one session and one sftp-server process.
-type Counts struct {
-	Commands   int64 `json:"commands"`
-	SFTPStarts int64 `json:"sftp_starts"`
-}
-
-// Counts returns the connection's counts so far, for benchmarks and reports of what a run cost the target.
-func (c *Conn) Counts() Counts {
-	return Counts{Commands: c.commands.Load(), SFTPStarts: c.sftpStarts.Load()}
-}
-
-// newConn wraps an authenticated client and starts watching it.
-func newConn(t *Target, client *ssh.Client, fingerprint string, opts Options) *Conn {
+// newConn wraps an authenticated client and starts watching it; counts are those its connection was dialed
+// with (nil for none).
+func newConn(t *Target, client *ssh.Client, fingerprint string, opts Options, counts *counters) *Conn {
+	if counts == nil {
+		counts = &counters{}
+	}
 	c := &Conn{
 		target:      t,
 		client:      client,
@@ -62,6 +53,7 @@ func newConn(t *Target, client *ssh.Client, fingerprint string, opts Options) *C
 		sessions:    make(chan struct{}, opts.MaxSessions),
 		logf:        opts.Logf,
 		done:        make(chan struct{}),
+		counts:      counts,
 	}
 	go func() {
 		err := client.Wait()
@@ -217,6 +209,7 @@ func (c *Conn) Dial(ctx context.Context, network, addr string) (net.Conn, error)
 	default:
 		return nil, fmt.Errorf("host %s: dial: unsupported network %q", c.target.Name, network)
 	}
+	c.counts.tunnels.Add(1)
 	nc, err := c.client.DialContext(ctx, network, addr)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -277,18 +270,17 @@ func (c *Conn) SFTP(ctx context.Context) (*sftp.Client, error) {
 	}
 	type made struct {
 		client *sftp.Client
+		sess   *ssh.Session
 		err    error
 	}
 	ch := make(chan made, 1)
 	go func() {
-		var cl *sftp.Client
-		err := c.openRetry(ctx, func() (err error) {
-			cl, err = sftp.NewClient(c.client,
-				sftp.UseConcurrentWrites(true),
-				sftp.MaxConcurrentRequestsPerFile(64))
+		var m made
+		m.err = c.openRetry(ctx, func() (err error) {
+			m.client, m.sess, err = c.startSFTP()
 			return err
 		})
-		ch <- made{cl, err}
+		ch <- m
 	}()
 	select {
 	case m := <-ch:
@@ -297,13 +289,14 @@ func (c *Conn) SFTP(ctx context.Context) (*sftp.Client, error) {
 			return nil, c.wrapErr(fmt.Errorf("starting sftp: %w", m.err))
 		}
 		c.sftp = m.client
-		c.sftpStarts.Add(1)
-		go c.watchSFTP(m.client, release)
+		c.counts.sftpStarts.Add(1)
+		go c.watchSFTP(m.client, m.sess, release)
 		return m.client, nil
 	case <-ctx.Done():
 		go func() {
 			if m := <-ch; m.client != nil {
 				m.client.Close()
+				m.sess.Close()
 			}
 			release()
 		}()
@@ -311,10 +304,42 @@ func (c *Conn) SFTP(ctx context.Context) (*sftp.Client, error) {
 	}
 }
 
-// watchSFTP forgets the SFTP client and frees its session slot when it ends,
-// so that the next SFTP call starts a new one.
-func (c *Conn) watchSFTP(cl *sftp.Client, release func()) {
+// startSFTP opens a session, starts the sftp subsystem in it and returns a client over it that writes
+// concurrently and counts its requests.
+func (c *Conn) startSFTP() (*sftp.Client, *ssh.Session, error) {
+	sess, err := c.client.NewSession()
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := sess.StdinPipe()
+	if err != nil {
+		sess.Close()
+		return nil, nil, err
+	}
+	r, err := sess.StdoutPipe()
+	if err != nil {
+		sess.Close()
+		return nil, nil, err
+	}
+	if err := sess.RequestSubsystem("sftp"); err != nil {
+		sess.Close()
+		return nil, nil, err
+	}
+	cl, err := sftp.NewClientPipe(r, &packetCounter{WriteCloser: w, n: &c.counts.sftpRequests},
+		sftp.UseConcurrentWrites(true),
+		sftp.MaxConcurrentRequestsPerFile(64))
+	if err != nil {
+		sess.Close()
+		return nil, nil, err
+	}
+	return cl, sess, nil
+}
+
+// watchSFTP forgets the SFTP client, closes its session and frees its session slot when it ends, so that the
+// next SFTP call starts a new one.
+func (c *Conn) watchSFTP(cl *sftp.Client, sess *ssh.Session, release func()) {
 	_ = cl.Wait()
+	sess.Close()
 	c.sftpMu.Lock()
 	if c.sftp == cl {
 		c.sftp = nil

@@ -337,3 +337,38 @@ func TestKeepalive_IdleConnectionStays(t *testing.T) {
 		t.Fatalf("Run after idling: %v", err)
 	}
 }
+
+func TestPool_Release_ClosesUnlessAnotherGoesThrough(t *testing.T) {
+	env := testenv.Shared(t)
+	jump := targetFor(env, env.Hosts[1])
+	target := targetFor(env, env.Hosts[2])
+	target.Jump = jump
+	pool := newTestPool(t, Options{})
+	c, err := pool.Get(testCtx(t), target)
+	if err != nil {
+		t.Fatalf("Get through jump: %v", err)
+	}
+	jc, err := pool.Get(testCtx(t), jump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.Release(jump)
+	if jc.isClosed() || c.isClosed() {
+		t.Fatal("releasing the jump host closed it while a connection goes through it")
+	}
+	pool.Release(target)
+	if !c.isClosed() {
+		t.Fatal("the released connection is still open")
+	}
+	pool.Release(jump)
+	if !jc.isClosed() {
+		t.Fatal("the jump host, released once nothing goes through it, is still open")
+	}
+	c2, err := pool.Get(testCtx(t), target)
+	if err != nil || c2 == c {
+		t.Fatalf("Get after Release: %v (same conn: %v)", err, c2 == c)
+	}
+	if _, err := c2.Run(testCtx(t), Command{Argv: []string{"true"}}); err != nil {
+		t.Fatalf("Run on the new connection: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -29,7 +30,7 @@ const (
 )
 
 // knownHosts is the host key database for one handshake: the target's
-// known_hosts file (read afresh, since accept-new may have appended to it),
+// known_hosts file (as it is now, since accept-new may have appended to it),
 // the global file and the pool's KnownHostsData.
 type knownHosts struct {
 	file      string
@@ -38,28 +39,69 @@ type knownHosts struct {
 }
 
 // loadKnownHosts reads file, the one accept-new writes to, and the global
-// file (a missing file counts as empty), and adds the already parsed data
-// callback, if any.
-func loadKnownHosts(file, global string, data ssh.HostKeyCallback, dataFile string) (*knownHosts, error) {
+// file (a missing file counts as empty), through cache when it is not nil,
+// and adds the already parsed data callback, if any.
+func loadKnownHosts(cache *knownHostsCache, file, global string, data ssh.HostKeyCallback, dataFile string) (*knownHosts, error) {
 	kh := &knownHosts{file: file, labels: map[string]string{dataFile: knownHostsDataLabel}}
 	for _, f := range []string{file, global} {
 		if f == "" {
 			continue
 		}
-		if _, err := os.Stat(f); err == nil {
-			cb, err := knownhosts.New(f)
-			if err != nil {
-				return nil, fmt.Errorf("reading known hosts: %w", err)
-			}
-			kh.callbacks = append(kh.callbacks, cb)
-		} else if !errors.Is(err, os.ErrNotExist) {
+		cb, err := cache.load(f)
+		if err != nil {
 			return nil, fmt.Errorf("reading known hosts: %w", err)
+		}
+		if cb != nil {
+			kh.callbacks = append(kh.callbacks, cb)
 		}
 	}
 	if data != nil {
 		kh.callbacks = append(kh.callbacks, data)
 	}
 	return kh, nil
+}
+
+// knownHostsCache keeps each known_hosts file parsed for as long as its size and modification time stay the
+// same, so that a pool dialing many hosts parses a file once rather than once per host, and its connections
+// share one copy (x/crypto keeps each connection's host key callback, for re-keys): 200 hosts in one file
+// would otherwise cost 200 × 200 parsed entries. A file that accept-new appended to is parsed again.
+type knownHostsCache struct {
+	mu    sync.Mutex
+	files map[string]cachedKnownHosts
+}
+
+type cachedKnownHosts struct {
+	size int64
+	mod  time.Time
+	cb   ssh.HostKeyCallback
+}
+
+// load returns the callback of file, or nil when it does not exist. A nil cache parses every time.
+func (c *knownHostsCache) load(file string) (ssh.HostKeyCallback, error) {
+	fi, err := os.Stat(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return knownhosts.New(file)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.files[file]; ok && e.size == fi.Size() && e.mod.Equal(fi.ModTime()) {
+		return e.cb, nil
+	}
+	cb, err := knownhosts.New(file)
+	if err != nil {
+		return nil, err
+	}
+	if c.files == nil {
+		c.files = map[string]cachedKnownHosts{}
+	}
+	c.files[file] = cachedKnownHosts{size: fi.Size(), mod: fi.ModTime(), cb: cb}
+	return cb, nil
 }
 
 // parseKnownHostsData turns known_hosts content given whole into a callback.

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,7 +47,7 @@ func copyFixture(t *testing.T) string {
 }
 
 func TestHostKeyAlgorithms_FromKnownHosts(t *testing.T) {
-	db, err := loadKnownHosts(fixture, "", nil, "")
+	db, err := loadKnownHosts(nil, fixture, "", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func TestHostKeyChecker_Callback(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			db, err := loadKnownHosts(file, "", dataCB, dataFile)
+			db, err := loadKnownHosts(nil, file, "", dataCB, dataFile)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,7 +155,7 @@ func TestHostKeyChecker_Callback(t *testing.T) {
 			if want := knownHostsLine(tc.hostport, tc.key); appended != want {
 				t.Fatalf("appended %q, want %q", appended, want)
 			}
-			db, err = loadKnownHosts(file, "", nil, "")
+			db, err = loadKnownHosts(nil, file, "", nil, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +167,7 @@ func TestHostKeyChecker_Callback(t *testing.T) {
 }
 
 func TestLoadKnownHosts_MissingFileIsEmpty(t *testing.T) {
-	db, err := loadKnownHosts(filepath.Join(t.TempDir(), "none"), "", nil, "")
+	db, err := loadKnownHosts(nil, filepath.Join(t.TempDir(), "none"), "", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,5 +180,36 @@ func TestParseKnownHostsData_BadLineNamesLabel(t *testing.T) {
 	_, _, err := parseKnownHostsData([]byte("host ssh-ed25519 not-base64!\n"))
 	if err == nil || !strings.Contains(err.Error(), knownHostsDataLabel+":1") {
 		t.Fatalf("err = %v, want it to name %s:1", err, knownHostsDataLabel)
+	}
+}
+
+func TestKnownHostsCache_ParsesOnceUntilTheFileChanges(t *testing.T) {
+	file := copyFixture(t)
+	fresh := otherKey(t)
+	var cache knownHostsCache
+	load := func() *knownHosts {
+		t.Helper()
+		db, err := loadKnownHosts(&cache, file, "", nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	first, second := load(), load()
+	if fmt.Sprintf("%p", first.callbacks[0]) != fmt.Sprintf("%p", second.callbacks[0]) {
+		t.Fatal("an unchanged file was parsed again")
+	}
+	h := &hostKeyChecker{host: "h", hostport: "192.0.2.1:22", db: second, acceptNew: true, appendMu: &sync.Mutex{}, logf: t.Logf}
+	if err := h.callback(h.hostport, nil, fresh); err != nil {
+		t.Fatalf("accept-new: %v", err)
+	}
+	if err := load().check(h.hostport, fresh); err != nil {
+		t.Fatalf("the key accept-new appended is not trusted on the next load: %v", err)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if db := load(); len(db.callbacks) != 0 {
+		t.Fatalf("a removed file still gives %d callback(s)", len(db.callbacks))
 	}
 }

@@ -111,6 +111,7 @@ type Pool struct {
 	keys       *keyring
 	handshakes chan struct{}
 	appendMu   sync.Mutex
+	knownHosts knownHostsCache
 	ctx        context.Context
 	cancel     context.CancelFunc
 
@@ -127,9 +128,10 @@ type Pool struct {
 // entry is one target's connection, or the dial in progress that every
 // concurrent Get for the name waits on.
 type entry struct {
-	done chan struct{}
-	conn *Conn
-	err  error
+	target *Target
+	done   chan struct{}
+	conn   *Conn
+	err    error
 }
 
 // NewPool returns an empty pool; connections are made by Get.
@@ -178,7 +180,7 @@ func (p *Pool) Get(ctx context.Context, t *Target) (*Conn, error) {
 		}
 	}
 	if e == nil {
-		e = &entry{done: make(chan struct{})}
+		e = &entry{target: t, done: make(chan struct{})}
 		p.entries[t.Name] = e
 		go p.fill(e, t)
 	}
@@ -203,6 +205,52 @@ func (p *Pool) fill(e *entry, t *Target) {
 	e.conn, e.err = conn, err
 	close(e.done)
 	p.mu.Unlock()
+}
+
+// Release closes the connection to t, so that a run over many hosts holds only the connections of the hosts
+// still in flight (their buffers here, their sessions and sftp-server on the targets); the next Get dials
+// again. A connection that another one goes through (as its jump host), or that one being dialed may go
+// through, stays open, as does a dial in progress.
+func (p *Pool) Release(t *Target) {
+	p.mu.Lock()
+	e := p.entries[t.Name]
+	if e == nil || !isDone(e.done) {
+		p.mu.Unlock()
+		return
+	}
+	for name, o := range p.entries {
+		if name != t.Name && (!isDone(o.done) || (o.conn != nil && !o.conn.isClosed())) && jumpsThrough(o.target, t.Name) {
+			p.mu.Unlock()
+			return
+		}
+	}
+	delete(p.entries, t.Name)
+	p.mu.Unlock()
+	if e.conn != nil && !e.conn.isClosed() {
+		if err := e.conn.Close(); err != nil {
+			p.opts.Logf("host %s: close: %v", t.Name, err)
+		}
+	}
+}
+
+// isDone reports whether ch is closed.
+func isDone(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// jumpsThrough reports whether t is reached through the host named name.
+func jumpsThrough(t *Target, name string) bool {
+	for j := t.Jump; j != nil; j = j.Jump {
+		if j.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Close closes every connection and aborts dials in progress.
@@ -282,6 +330,8 @@ func (p *Pool) dial(t *Target) (*Conn, error) {
 		}
 		return nil, fail("connect", err)
 	}
+	counts := &counters{}
+	nc = countingConn{Conn: nc, n: counts}
 	client, fingerprint, err := p.handshake(ctx, nc, t, hostport)
 	if err != nil {
 		var hk *HostKeyError
@@ -299,7 +349,7 @@ func (p *Pool) dial(t *Target) (*Conn, error) {
 		return nil, fail("handshake", err)
 	}
 	p.opts.Logf("host %s (%s): connected, host key %s", t.Name, hostport, fingerprint)
-	return newConn(t, client, fingerprint, p.opts), nil
+	return newConn(t, client, fingerprint, p.opts, counts), nil
 }
 
 // handshake runs the SSH handshake over nc within ctx: the conn's deadline
@@ -325,7 +375,7 @@ func (p *Pool) handshake(ctx context.Context, nc net.Conn, t *Target, hostport s
 	if global == "" {
 		global = GlobalKnownHosts
 	}
-	db, err := loadKnownHosts(expandHome(file), global, dataCB, dataFile)
+	db, err := loadKnownHosts(&p.knownHosts, expandHome(file), global, dataCB, dataFile)
 	if err != nil {
 		stop()
 		nc.Close()

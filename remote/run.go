@@ -53,7 +53,7 @@ func (c *Conn) Run(ctx context.Context, cmd Command) (*Result, error) {
 		return nil, err
 	}
 	defer release()
-	c.commands.Add(1)
+	c.counts.commands.Add(1)
 	var sess *ssh.Session
 	err = c.openRetry(ctx, func() (err error) {
 		sess, err = c.newSession(ctx)

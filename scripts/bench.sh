@@ -5,7 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
-out="bench/results/$(date -u +%Y%m%dT%H%M%SZ)-${1:-source}.txt"
+suffix=""
+if [ "${SKIFF_BENCH_LARGE:-}" = 1 ]; then suffix=-large; fi
+out="bench/results/$(date -u +%Y%m%dT%H%M%SZ)-${1:-source}${suffix}.txt"
 pattern="${1:-Source}"
-go test -run '^$' -bench "Benchmark${pattern}" -benchtime 1x -timeout 60m ./bench/ ./deploy/ ./ship/ 2>&1 | tee "$out"
+# A fleet of 200 hosts has every tool hold a few descriptors per host at once (parallel-ssh, Ansible's forks).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+go test -run '^$' -bench "Benchmark${pattern}" -benchtime 1x -timeout 90m ./bench/ ./deploy/ ./ship/ 2>&1 | tee "$out"
 echo "results kept in $out"

@@ -96,9 +96,10 @@ type entryJSON struct {
 	Link64 string    `json:"link64,omitempty"`
 }
 
-// Encode writes the manifest as one JSON object per line, in path order.
+// Encode writes the manifest as one JSON object per line, in path order. Its writes are as large as the
+// manifest, up to 1 MiB: over SFTP each one goes as concurrent requests.
 func (m *Manifest) Encode(w io.Writer) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := bufio.NewWriterSize(w, clampSize(encodedSize(m), 4<<10, maxManifestIO))
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 	for _, e := range m.Entries {
@@ -135,7 +136,7 @@ const maxManifestEntries = 1 << 20
 // tree. The first bad line is reported with its number.
 func DecodeManifest(r io.Reader) (*Manifest, error) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), maxManifestLine)
+	sc.Buffer(make([]byte, 8<<10), maxManifestLine) // grows for a longer line
 	var entries []Entry
 	for line := 1; sc.Scan(); line++ {
 		if line > maxManifestEntries {

@@ -1,7 +1,6 @@
 package ship
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -269,11 +268,7 @@ func (s *shipper) stageManifest(ctx context.Context, m *Manifest) error {
 	if err != nil {
 		return fmt.Errorf("store manifest: %w", err)
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	err = m.Encode(remote.ContextWriter(ctx, bw))
-	if err == nil {
-		err = bw.Flush()
-	}
+	err = m.Encode(remote.ContextWriter(ctx, f))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -325,7 +320,7 @@ func ReadManifest(ctx context.Context, c release.Conn, layout release.Layout, id
 		return nil, fmt.Errorf("read manifest %s: %w", name, err)
 	}
 	defer f.Close()
-	m, err := DecodeManifest(bufio.NewReaderSize(remote.ContextReader(ctx, f), 1<<20))
+	m, err := DecodeManifest(newGrowingReader(remote.ContextReader(ctx, f), maxManifestIO))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

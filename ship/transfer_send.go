@@ -31,8 +31,8 @@ const (
 	tarMinBytes = 8 << 20
 )
 
-// The tar stream is framed and hashed up to tarPipeChunks chunks of tarPipeChunkSize ahead of the SSH
-// channel that encrypts and sends it.
+// The tar stream is framed and hashed up to tarPipeChunks chunks ahead of the SSH channel that encrypts and
+// sends it; chunks are tarPipeChunkSize for large streams, smaller for small ones (tarPipeSize).
 const (
 	tarPipeChunks    = 4
 	tarPipeChunkSize = 256 << 10
@@ -124,10 +124,11 @@ func (s *shipper) prepareAndExtract(ctx context.Context, script []byte, files []
 // streamTar runs cmd with files as a tar stream on its standard input. Its error is the stream's, or else the
 // command's (an extraction on the target).
 func (s *shipper) streamTar(ctx context.Context, cmd remote.Command, files []Entry) (*remote.Result, error) {
-	pipe := newChunkPipe(tarPipeChunks, tarPipeChunkSize)
+	size := tarPipeSize(files)
+	pipe := newChunkPipe(tarPipeChunks, size)
 	written := make(chan error, 1)
 	go func() {
-		err := s.writeTar(ctx, pipe, files)
+		err := s.writeTar(ctx, pipe, files, size)
 		pipe.CloseWithError(err)
 		written <- err
 	}()
@@ -144,9 +145,10 @@ func (s *shipper) streamTar(ctx context.Context, cmd remote.Command, files []Ent
 	return res, nil
 }
 
-func (s *shipper) writeTar(ctx context.Context, w io.Writer, files []Entry) error {
+// writeTar writes files as a tar archive to w, reading them bufSize bytes at a time.
+func (s *shipper) writeTar(ctx context.Context, w io.Writer, files []Entry, bufSize int) error {
 	tw := tar.NewWriter(w)
-	buf := make([]byte, tarPipeChunkSize)
+	buf := make([]byte, bufSize)
 	for _, e := range files {
 		if err := s.addToTar(ctx, tw, e, buf); err != nil {
 			return err

@@ -17,7 +17,7 @@ var version = "dev"
 const exitInterrupted = 130
 
 func main() {
-	stopProfile := startCPUProfile(os.Stderr)
+	stopProfile := startProfiles(os.Stderr)
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
