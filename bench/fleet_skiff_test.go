@@ -6,18 +6,16 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/skiffdeploy/skiff/remote"
 )
 
 // remoteCounts is outcome.remote of `skiff deploy --json` (docs/json.md): what one host's connection was asked
 // for during the run. Fields an older skiff does not report stay -1.
-type remoteCounts struct {
-	Commands      int64 `json:"commands"`
-	SFTPStarts    int64 `json:"sftp_starts"`
-	SFTPRequests  int64 `json:"sftp_requests"`
-	Tunnels       int64 `json:"tunnels"`
-	BytesSent     int64 `json:"bytes_sent"`
-	BytesReceived int64 `json:"bytes_received"`
-}
+type remoteCounts = remote.Counts
+
+// unreported are counts before a report filled them in.
+var unreported = remoteCounts{Commands: -1, SFTPStarts: -1, SFTPRequests: -1, Tunnels: -1, BytesSent: -1, BytesReceived: -1}
 
 // skiffRun is what one skiff run's JSON report says: the median host's duration of each step, and the counts and
 // upload step of the report's first host.
@@ -57,7 +55,7 @@ func (fb *fleetBench) skiffReport(out []byte) *skiffRun {
 		fb.b.Fatalf("skiff report: %v\n%s", err, tail(out, 4000))
 	}
 	run := &skiffRun{host: rep.Hosts[0].Host, upload: -1,
-		counts: remoteCounts{-1, -1, -1, -1, -1, -1}}
+		counts: unreported}
 	if r := rep.Hosts[0].Remote; r != nil {
 		if err := json.Unmarshal(*r, &run.counts); err != nil {
 			fb.b.Fatalf("skiff report: remote: %v", err)
@@ -85,7 +83,7 @@ func (fb *fleetBench) skiffReport(out []byte) *skiffRun {
 
 // costOf sums up skiff's runs of one kind at one fleet size.
 func costOf(hosts int, mode string, runs []skiffRun) skiffCost {
-	c := skiffCost{hosts: hosts, mode: mode, upload: -1, counts: remoteCounts{-1, -1, -1, -1, -1, -1}}
+	c := skiffCost{hosts: hosts, mode: mode, upload: -1, counts: unreported}
 	if len(runs) == 0 {
 		return c
 	}
