@@ -14,16 +14,18 @@ deps:
 	@scripts/deps.sh test
 
 # test runs every test: lint, unit, integration against real sshd/supervisord/docker, and short fuzz runs.
+# Fuzz budgets are execution counts, not durations: a duration races Go's fuzz coordinator on a loaded
+# machine and fails with a bare "context deadline exceeded" (go.dev/issue/75804).
 test: deps lint
 	$(GO) test -count=1 -timeout 14m ./...
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=10s ./inventory/
-	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=10s ./ship/
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeManifest$$' -fuzztime=5s ./ship/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseHistory$$' -fuzztime=5s ./release/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseLockOwner$$' -fuzztime=5s ./release/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseDockerOutput$$' -fuzztime=5s ./compose/
-	$(GO) test -run='^$$' -fuzz=FuzzParseHooks -fuzztime=5s ./serve/
-	$(GO) test -run='^$$' -fuzz=FuzzParseEnv -fuzztime=5s ./deploy/
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=50000x ./inventory/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=50000x ./ship/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeManifest$$' -fuzztime=20000x ./ship/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseHistory$$' -fuzztime=20000x ./release/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseLockOwner$$' -fuzztime=20000x ./release/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseDockerOutput$$' -fuzztime=20000x ./compose/
+	$(GO) test -run='^$$' -fuzz=FuzzParseHooks -fuzztime=5000x ./serve/
+	$(GO) test -run='^$$' -fuzz=FuzzParseEnv -fuzztime=20000x ./deploy/
 
 unit:
 	$(GO) test -count=1 -short ./...
@@ -34,14 +36,14 @@ lint:
 	$(GO) vet ./...
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./inventory/
-	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=60s ./ship/
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeManifest$$' -fuzztime=60s ./ship/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseHistory$$' -fuzztime=60s ./release/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseLockOwner$$' -fuzztime=60s ./release/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseDockerOutput$$' -fuzztime=60s ./compose/
-	$(GO) test -run='^$$' -fuzz=FuzzParseHooks -fuzztime=60s ./serve/
-	$(GO) test -run='^$$' -fuzz=FuzzParseEnv -fuzztime=60s ./deploy/
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=1000000x ./inventory/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeEntry -fuzztime=1000000x ./ship/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeManifest$$' -fuzztime=1000000x ./ship/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseHistory$$' -fuzztime=1000000x ./release/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseLockOwner$$' -fuzztime=1000000x ./release/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseDockerOutput$$' -fuzztime=1000000x ./compose/
+	$(GO) test -run='^$$' -fuzz=FuzzParseHooks -fuzztime=1000000x ./serve/
+	$(GO) test -run='^$$' -fuzz=FuzzParseEnv -fuzztime=1000000x ./deploy/
 
 demo: build
 	@scripts/deps.sh demo
