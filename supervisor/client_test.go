@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,6 +60,11 @@ autostart=false
 
 [program:missing]
 command=/nonexistent/bin/app
+autostart=false
+
+[program:settle]
+command=/bin/sleep 1000
+startsecs=1
 autostart=false
 
 [program:chatty]
@@ -312,6 +318,53 @@ func TestClient_RestartReportsNewPIDs(t *testing.T) {
 		if r.Name != "idle:idle" && r.OldPID <= 0 {
 			t.Errorf("%s was running, OldPID = %d", r.Name, r.OldPID)
 		}
+	}
+}
+
+// countingDialer counts the getProcessInfo calls that go through it.
+type countingDialer struct{ polls atomic.Int64 }
+
+func (d *countingDialer) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := localDialer(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{Conn: c, d: d}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	d *countingDialer
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.d.polls.Add(int64(strings.Count(string(p), "<methodName>supervisor.getProcessInfo</methodName>")))
+	return c.Conn.Write(p)
+}
+
+func TestClient_RestartPollsSparselyUntilStartsecs(t *testing.T) {
+	s := startSupervisord(t, testenv.SupervisordOptions{})
+	ctx := testContext(t)
+	d := &countingDialer{}
+	c, err := supervisor.New(supervisor.DialerFunc(d.Dial), s.URL, supervisor.Options{PollInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	got, err := c.Restart(ctx, []string{"settle"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Process(ctx, "settle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || info.State != supervisor.StateRunning || got[0].NewPID != info.PID {
+		t.Fatalf("restart gave %+v, then %s pid %d; want the running pid", got, info.State, info.PID)
+	}
+	// One second of STARTING polled every 100 ms would be ten polls; sparse until startsecs, quick after.
+	if n := d.polls.Load() - 1; n > 6 {
+		t.Errorf("restart polled getProcessInfo %d times over one second of startsecs, want at most 6", n)
 	}
 }
 

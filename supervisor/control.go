@@ -73,23 +73,41 @@ func (e leftStarting) Error() string { return "it went to " + string(e.state) + 
 // BACKOFF, FATAL, EXITED or any other state instead, or when supervisord
 // cannot spawn it. Other faults, such as ALREADY_STARTED, are returned as is.
 func (c *Client) Start(ctx context.Context, name string, wait bool) error {
-	if err := c.call(ctx, nil, "supervisor.startProcess", name, false); err != nil {
-		if isSpawnFault(err) {
-			return c.fail(c.startFailure(ctx, name, err))
-		}
-		return c.fail(err)
-	}
 	if !wait {
+		if err := c.call(ctx, nil, "supervisor.startProcess", name, false); err != nil {
+			return c.fail(err)
+		}
 		return nil
 	}
-	info, err := c.waitWhile(ctx, name, "start", false, StateStarting)
+	_, err := c.startAndWait(ctx, name, -1)
+	return err
+}
+
+// startAndWait starts name and polls until it has left STARTING, returning its info once RUNNING. A process
+// cannot be RUNNING before it has stayed up for its startsecs: with startsecs known (>= 0), the polls are
+// sparse until then and quick after, so that the restart ends within a few milliseconds of supervisord's
+// transition without asking it ten times a second meanwhile (every poll wakes supervisord and the target's
+// sshd, on every host of a fleet at once).
+func (c *Client) startAndWait(ctx context.Context, name string, startsecs time.Duration) (ProcessInfo, error) {
+	if err := c.call(ctx, nil, "supervisor.startProcess", name, false); err != nil {
+		if isSpawnFault(err) {
+			return ProcessInfo{}, c.fail(c.startFailure(ctx, name, err))
+		}
+		return ProcessInfo{}, c.fail(err)
+	}
+	p := pacing{}
+	if startsecs >= 0 {
+		// startProcess answers after the spawn: the process cannot be RUNNING before this.
+		p = pacing{quick: true, settle: time.Now().Add(startsecs)}
+	}
+	info, err := c.waitWhile(ctx, name, "start", p, StateStarting)
 	if err != nil {
-		return c.fail(err)
+		return info, c.fail(err)
 	}
 	if info.State != StateRunning {
-		return c.fail(c.startFailure(ctx, name, leftStarting{info.State}))
+		return info, c.fail(c.startFailure(ctx, name, leftStarting{info.State}))
 	}
-	return nil
+	return info, nil
 }
 
 func isSpawnFault(err error) bool {
@@ -111,7 +129,7 @@ func (c *Client) Stop(ctx context.Context, name string, wait bool) error {
 	if !wait {
 		return nil
 	}
-	if _, err := c.waitWhile(ctx, name, "stop", true, StateStopping, StateRunning, StateStarting, StateBackoff); err != nil {
+	if _, err := c.waitWhile(ctx, name, "stop", pacing{quick: true}, StateStopping, StateRunning, StateStarting, StateBackoff); err != nil {
 		return c.fail(err)
 	}
 	return nil
@@ -144,15 +162,17 @@ func (c *Client) Restart(ctx context.Context, names []string) ([]Restarted, erro
 	for _, p := range procs {
 		oldPID[p.FullName()] = p.PID
 	}
+	startsecs := c.startSecs(ctx)
 	var done []Restarted
 	for _, name := range full {
 		if err := c.Stop(ctx, name, true); err != nil && !IsFault(err, FaultNotRunning) {
 			return done, err
 		}
-		if err := c.Start(ctx, name, true); err != nil {
-			return done, err
+		settle, ok := startsecs[name]
+		if !ok {
+			settle = -1
 		}
-		info, err := c.Process(ctx, name)
+		info, err := c.startAndWait(ctx, name, settle)
 		if err != nil {
 			return done, err
 		}
@@ -160,6 +180,30 @@ func (c *Client) Restart(ctx context.Context, names []string) ([]Restarted, erro
 	}
 	return done, nil
 }
+
+// startSecs returns every process's startsecs by full name, from getAllConfigInfo. It is best effort: a
+// supervisord that lacks the method, or an answer that does not decode, gives none, and starts are then
+// polled at the usual interval.
+func (c *Client) startSecs(ctx context.Context) map[string]time.Duration {
+	var raw []struct {
+		Name      string `xmlrpc:"name"`
+		Group     string `xmlrpc:"group"`
+		StartSecs int    `xmlrpc:"startsecs"`
+	}
+	if err := c.call(ctx, &raw, "supervisor.getAllConfigInfo"); err != nil {
+		return nil
+	}
+	out := make(map[string]time.Duration, len(raw))
+	for _, r := range raw {
+		if r.StartSecs >= 0 && r.StartSecs <= maxStartSecs {
+			out[r.Group+":"+r.Name] = time.Duration(r.StartSecs) * time.Second
+		}
+	}
+	return out
+}
+
+// maxStartSecs bounds a startsecs taken from supervisord: a larger one is polled as if unknown.
+const maxStartSecs = 24 * 60 * 60
 
 // TailStderr returns the last n lines (n <= 0: all) of the last 4 KiB of a
 // process's stderr log; a line cut by the 4 KiB window is dropped.
@@ -213,16 +257,26 @@ func lastLines(text string, overflow bool, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// waitWhile polls a process until its state is not one of states, and
-// returns its last info. It gives up when ctx ends. With quick, the first
-// polls come sooner than the poll interval (an eighth of it, doubling up to
-// it): a stop usually completes within a few milliseconds of the request,
-// and a whole interval's wait would be added to every restart.
-func (c *Client) waitWhile(ctx context.Context, name, what string, quick bool, states ...State) (ProcessInfo, error) {
-	wait := c.poll
-	if quick {
-		wait = max(c.poll/8, time.Millisecond)
+// pacing says how waitWhile spaces its polls. With quick, the first polls come sooner than the poll interval
+// (an eighth of it, doubling up to it): a stop usually completes within a few milliseconds of the request,
+// and a whole interval's wait would be added to every restart. Before settle, when the state cannot change
+// yet, polls come every sparseFactor intervals (to see a crash early) and one comes at settle itself.
+type pacing struct {
+	quick  bool
+	settle time.Time
+}
+
+// sparseFactor spaces polls before pacing.settle.
+const sparseFactor = 4
+
+// waitWhile polls a process until its state is not one of states, and returns its last info. It gives up
+// when ctx ends.
+func (c *Client) waitWhile(ctx context.Context, name, what string, p pacing, states ...State) (ProcessInfo, error) {
+	first := c.poll
+	if p.quick {
+		first = max(c.poll/8, time.Millisecond)
 	}
+	wait := first
 	next := time.Now()
 	for {
 		var raw rawProcessInfo
@@ -233,11 +287,17 @@ func (c *Client) waitWhile(ctx context.Context, name, what string, quick bool, s
 		if !slices.Contains(states, info.State) {
 			return info, nil
 		}
-		// Polls keep to their schedule, but a slow one never makes the next come early.
-		if next = next.Add(wait); next.Before(time.Now()) {
-			next = time.Now()
+		if now := time.Now(); now.Before(p.settle) {
+			if next = now.Add(sparseFactor * c.poll); !next.Before(p.settle) {
+				next, wait = p.settle, first
+			}
+		} else {
+			// Polls keep to their schedule, but a slow one never makes the next come early.
+			if next = next.Add(wait); next.Before(now) {
+				next = now
+			}
+			wait = min(2*wait, c.poll)
 		}
-		wait = min(2*wait, c.poll)
 		timer := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():
