@@ -49,8 +49,7 @@ func TestDeploySource_DryRunShowsRetentionAndChangesNothing(t *testing.T) {
 		"would base " + f.layout().Release(ids[2]),
 		"would upload VERSION",
 		"touch hook-ran",
-		"would run: sh -c 'set -e\ncur=", // the switch
-		"releases/" + o.ReleaseID,
+		"would point " + f.layout().Current() + " at releases/" + o.ReleaseID, // the switch
 		fmt.Sprintf("removing old releases %v", ids[:2]),
 		"' skiff " + f.layout().Releases() + " " + f.layout().Manifests(), // the retirement of ids[0] and ids[1]
 	} {

@@ -175,7 +175,7 @@ for id in "$@"; do mkdir -p "releases/$id"; echo "$id" > "releases/$id/VERSION";
 	if _, err := conn.Run(ctx, remote.Script(layout, dir, r(1), r(2), r(3), r(4), r(5), r(6))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Run(ctx, release.SwitchCommand(l, r(6))); err != nil {
+	if _, err := release.Switch(ctx, conn, l, r(6)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.Run(ctx, remote.Script(`mkdir -p "$1/releases/$2/half"`, dir, r(7))); err != nil {

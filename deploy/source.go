@@ -241,12 +241,12 @@ func (r *hostRun) activate(ctx context.Context, id, prev string) error {
 // switchTo makes release id live and proves it by reading current back: a switch that did not take is an
 // error naming what current is, never a success.
 func (r *hostRun) switchTo(ctx context.Context, id string) error {
-	res, err := r.c.Run(ctx, release.SwitchCommand(r.l, id))
-	if err != nil {
-		return err
-	}
-	return r.change("", "", func() error { // a dry run did not switch: there is nothing to prove
-		got, err := release.ParseCurrent(r.l, res.Stdout)
+	return r.change("", "point "+r.l.Current()+" at "+r.l.ReleaseLink(id), func() error {
+		out, err := release.Switch(ctx, r.c, r.l, id)
+		if err != nil {
+			return err
+		}
+		got, err := release.ParseCurrent(r.l, out)
 		if err != nil {
 			return fmt.Errorf("after the switch: %w", err)
 		}

@@ -113,29 +113,6 @@ func OnlyComplete(ids []string, complete map[string]bool) []string {
 	return out
 }
 
-// switchScript points current at a release by renaming a fresh symlink over it: rename(2) is atomic, so
-// every reader sees either the old or the new release, never a missing link. `mv -T` renames over the link
-// itself; without -T, mv would move the new link into the directory current points to and report success,
-// so there is no fallback. A current that is not a symlink is refused, never replaced or moved into.
-const switchScript = `set -e
-cur="$1/current"
-if [ -e "$cur" ] && [ ! -L "$cur" ]; then
-  echo "$cur is not a symlink (a directory or file left by another tool?); skiff will not replace it: move it away" >&2
-  exit 1
-fi
-[ -d "$1/$2" ] || { echo "release $2 is not there" >&2; exit 1; }
-tmp="$1/.current.skiff-tmp.$$"
-ln -sfn "$2" "$tmp"
-if ! mv -T -f "$tmp" "$cur"; then rm -f "$tmp"; echo "could not rename the new link over $cur (mv -T)" >&2; exit 1; fi
-set -- "$cur"
-` + readCurrentScript
-
-// SwitchCommand is the command that makes release id live. It then reads current back as ReadCurrent does,
-// so that the caller can prove the switch with ParseCurrent (see hostRun.switchTo).
-func SwitchCommand(l Layout, id string) remote.Command {
-	return remote.Script(switchScript, l.Path, l.ReleaseLink(id))
-}
-
 // sharedScript links every shared entry into the release. An entry missing from shared/ is seeded from the
 // release when the release has it (so the first .env shipped becomes the persistent one), else created as an
 // empty directory. Entries are inventory values, validated there, and reach the script only as parameters.
@@ -193,13 +170,13 @@ const trashPrefix = ".skiff-trash-"
 // retireScript takes releases out of the way at once and deletes them in the background: each release is
 // renamed into a trash directory of this run (one rename, whatever its size, in the same directory, so on the
 // same filesystem) and its manifest removed; then a detached process empties every trash directory, with
-// those earlier runs left behind, making read-only directories writable first. Its output goes nowhere, so
+// those earlier runs left behind, making read-only directories writable when a first try fails on them. Its output goes nowhere, so
 // the SSH session does not wait for it. $1 is releases/, $2 the manifests, $3 the run's token.
 const retireScript = `set -e
 rel="$1"; man="$2"; trash="$1/` + trashPrefix + `$3"; shift 3
 mkdir "$trash"
 for id in "$@"; do mv "$rel/$id" "$trash/$id"; rm -rf "$man/$id" "$man/$id` + ReleaseBuildsSuffix + `"; done
-{ find "$rel"/` + trashPrefix + `* -type d ! -perm -700 -exec chmod u+rwx {} + ; rm -rf "$rel"/` + trashPrefix + `*; } </dev/null >/dev/null 2>&1 &`
+{ rm -rf "$rel"/` + trashPrefix + `* || { find "$rel"/` + trashPrefix + `* -type d ! -perm -700 -exec chmod u+rwx {} + ; rm -rf "$rel"/` + trashPrefix + `*; }; } </dev/null >/dev/null 2>&1 &`
 
 // RetireReleasesCommand removes releases and their manifests from the layout at once and frees their space in
 // the background (see retireScript), so that a deploy does not wait for tens of thousands of unlinks; token
