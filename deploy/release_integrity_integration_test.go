@@ -136,3 +136,49 @@ func TestDeploySource_HooksDroppedNoLinkToTheirWork(t *testing.T) {
 		t.Errorf("the first release changed: lib/a.txt = %q, %v", got, err)
 	}
 }
+
+// TestDeploySource_BaseLinksAndModesMadeAgain changes, on the target, a directory's mode and a symlink of the
+// live release, then deploys a new version: the new release, cloned from the live one, has the manifest's
+// mode and link again, made over SFTP without a remote shell (two commands in all: the begin and the end).
+func TestDeploySource_BaseLinksAndModesMadeAgain(t *testing.T) {
+	t.Parallel()
+	f := newFlowApp(t, "relink")
+	ctx := context.Background()
+	tree := func(v string) string {
+		src := flowTree(t, v)
+		if err := os.Symlink("lib/a.txt", filepath.Join(src, "link")); err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	o1 := f.options(t, tree("one"))
+	first := deploy.DeploySource(ctx, f.conn, f.app, f.host.Name, o1)
+	if first.Err != nil {
+		t.Fatal(first.Err)
+	}
+	live := filepath.Join(f.app.Path, "releases", o1.ReleaseID)
+	if err := os.Chmod(filepath.Join(live, "lib"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(live, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("lib/b.txt", filepath.Join(live, "link")); err != nil {
+		t.Fatal(err)
+	}
+	o2 := f.options(t, tree("two"))
+	out := deploy.DeploySource(ctx, f.conn, f.app, f.host.Name, o2)
+	if out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	rel := filepath.Join(f.app.Path, "releases", o2.ReleaseID)
+	if fi, err := os.Stat(filepath.Join(rel, "lib")); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("lib in the new release = %v, %v; want mode 0755 from the manifest", fi, err)
+	}
+	if got, err := os.Readlink(filepath.Join(rel, "link")); err != nil || got != "lib/a.txt" {
+		t.Errorf("link in the new release = %q, %v; want lib/a.txt from the manifest", got, err)
+	}
+	if out.Remote == nil || first.Remote == nil || out.Remote.Commands-first.Remote.Commands != 2 {
+		t.Errorf("remote = %+v after the first deploy's %+v, want 2 commands more (the begin and the end)", out.Remote, first.Remote)
+	}
+}

@@ -209,15 +209,24 @@ func (s *shipper) run(ctx context.Context, p *shipPlan, m *Manifest) (err error)
 	nFiles, nBytes := p.uploadTotals()
 	wantTar := !s.sftpOnly && (nFiles >= tarMinFiles || nBytes >= tarMinBytes)
 	sent := false
-	script := p.prepareScript(s.layout, s.id, s.token, false, s.cloned, s.copyFiles)
-	if wantTar && len(script) <= maxInlinePrepare {
+	o := prepareOpts{cloned: s.cloned, copyFiles: s.copyFiles}
+	if s.cloned && !s.copyFiles && !wantTar && p.relinkBySFTP() {
+		if err := s.relinkSFTP(ctx, p.old); err != nil {
+			return err
+		}
+		o.relinked = true
+	}
+	script, work := p.prepareScript(s.layout, s.id, s.token, o)
+	switch {
+	case wantTar && len(script) <= maxInlinePrepare:
 		if sent, err = s.prepareAndExtract(ctx, script, p.upload); err != nil {
 			return err
 		}
 		wantTar = false // prepared: either sent, or the target has no GNU tar
-	} else {
+	case wantTar || work:
 		if wantTar {
-			script = p.prepareScript(s.layout, s.id, s.token, true, s.cloned, s.copyFiles)
+			o.detectTar = true
+			script, _ = p.prepareScript(s.layout, s.id, s.token, o)
 		}
 		res, err := s.c.Run(ctx, remote.Command{Argv: []string{"sh", "-s"}, Stdin: bytes.NewReader(script)})
 		if err != nil {

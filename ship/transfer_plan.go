@@ -184,19 +184,29 @@ const (
 // command line reaches the target's shell as one argument, which Linux limits to 128 KiB, and quoting grows it.
 const maxInlinePrepare = 32 << 10
 
+// prepareOpts says what prepareScript writes besides the plan's own changes.
+type prepareOpts struct {
+	detectTar bool // print tarMarker when the target's tar is GNU tar
+	cloned    bool // the release directory already is made from the base (see cloneBase)
+	copyFiles bool // the base's files are copied (copy mode), not hard-linked
+	relinked  bool // the base's symlinks and directory modes are already made again (see relinkSFTP)
+}
+
 // prepareScript is the one shell script, sent on stdin to `sh -s` so that no list is bounded by the
 // command-line limit, that creates the release directory, fills it from the base's manifest, and makes every
-// change that needs no file content. Every name goes through remote.Quote.
-// With cloned, the release directory already is made from the base (see cloneBase).
-func (p *shipPlan) prepareScript(l release.Layout, id, token string, detectTar, cloned, copyFiles bool) []byte {
+// change that needs no file content, and leaves the shell in the release directory. Every name goes through
+// remote.Quote. work is false when the script does nothing but that: a release cloned from its base that only
+// gets new file contents needs no remote shell before they are sent over SFTP.
+func (p *shipPlan) prepareScript(l release.Layout, id, token string, o prepareOpts) (script []byte, work bool) {
 	var b shipScript
 	b.line("set -e")
 	b.line("umask 022")
-	if !cloned {
-		b.clone(l, p.base, p.old, id, token, copyFiles)
+	if !o.cloned {
+		b.clone(l, p.base, p.old, id, token, o.copyFiles)
 	}
 	b.line("cd %s", remote.Quote(l.Release(id)))
-	if p.base != "" && !copyFiles {
+	prepared := b.Len()
+	if p.base != "" && !o.copyFiles && !o.relinked {
 		b.relink(p.old)
 	}
 	b.batch("chmod u+rwx --", p.open)
@@ -213,10 +223,10 @@ func (p *shipPlan) prepareScript(l release.Layout, id, token string, detectTar, 
 	for _, e := range p.links {
 		b.line("ln -s -- %s %s", remote.Quote(e.Link), remote.Quote("./"+e.Path))
 	}
-	if detectTar {
+	if o.detectTar {
 		b.line(`case "$(tar --version 2>/dev/null)" in *"GNU tar"*) echo %s ;; esac`, tarMarker)
 	}
-	return b.Bytes()
+	return b.Bytes(), !o.cloned || b.Len() > prepared
 }
 
 // finishScript sets the modes of directories once nothing more is created in them, deepest first so that a

@@ -128,7 +128,8 @@ func TestShipPlan_PrepareScriptQuotesNames(t *testing.T) {
 	m := mustManifest(t, fileEntry("it's", "1", 0o755), Entry{Path: "$(id)", Type: TypeDir, Mode: 0o755},
 		Entry{Path: "l", Type: TypeSymlink, Mode: 0o777, Link: "-rf x"})
 	p := newShipPlan(old, m, "20260101T000000Z")
-	got := string(p.prepareScript(release.Layout{Path: "/srv/my app"}, "20260101T000100Z", "tok", false, false, false))
+	script, _ := p.prepareScript(release.Layout{Path: "/srv/my app"}, "20260101T000100Z", "tok", prepareOpts{})
+	got := string(script)
 	for _, want := range []string{
 		"mkdir -p -- '/srv/my app/releases' '/srv/my app/.skiff/manifests'\n",
 		"cp -al 20260101T000000Z/. 20260101T000100Z/ 2>/dev/null || { rm -rf -- 20260101T000100Z; " +
@@ -151,7 +152,8 @@ func TestShipPlan_PrepareScriptOfAClonedRelease(t *testing.T) {
 	old := mustManifest(t, fileEntry("a", "1", 0o644), fileEntry("gone", "1", 0o644))
 	p := newShipPlan(old, mustManifest(t, fileEntry("a", "1", 0o644)), "20260101T000000Z")
 	l := release.Layout{Path: "/srv/app"}
-	got := string(p.prepareScript(l, "20260101T000100Z", "tok", false, true, false))
+	script, _ := p.prepareScript(l, "20260101T000100Z", "tok", prepareOpts{cloned: true})
+	got := string(script)
 	if strings.Contains(got, "cp -al") || strings.Contains(got, "mkdir -- 20260101T000100Z") {
 		t.Errorf("the script of a cloned release clones it again:\n%s", got)
 	}
@@ -177,7 +179,8 @@ func TestCloneScripts_TakeOnlyTheManifest(t *testing.T) {
 	}{
 		{"trim a linked clone", func() []byte {
 			p := newShipPlan(old, old, "20260101T000000Z")
-			return p.prepareScript(l, "20260101T000100Z", "tok", false, false, false)
+			script, _ := p.prepareScript(l, "20260101T000100Z", "tok", prepareOpts{})
+			return script
 		}, []string{
 			"cd /srv/app/releases/20260101T000100Z\n",
 			"want=/srv/app/releases/.skiff-want-tok\n",
@@ -255,6 +258,37 @@ func TestParseSHA256Sums(t *testing.T) {
 			}
 			if err != nil || !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("ParseSHA256Sums = %v, %v, want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestShipPlan_PrepareScriptWork(t *testing.T) {
+	l := release.Layout{Path: "/srv/app"}
+	old := mustManifest(t, fileEntry("a", "1", 0o644), Entry{Path: "d", Type: TypeDir, Mode: 0o755})
+	changed := mustManifest(t, fileEntry("a", "2", 0o644), Entry{Path: "d", Type: TypeDir, Mode: 0o755})
+	tests := []struct {
+		name     string
+		o        prepareOpts
+		wantWork bool
+	}{
+		{"cloned, relinked over SFTP, new contents only", prepareOpts{cloned: true, relinked: true}, false},
+		{"cloned, relinked by the script", prepareOpts{cloned: true}, true},
+		{"not cloned", prepareOpts{relinked: true}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newShipPlan(old, changed, "20260101T000000Z")
+			script, work := p.prepareScript(l, "20260101T000100Z", "tok", tc.o)
+			if work != tc.wantWork {
+				t.Errorf("work = %v, want %v:\n%s", work, tc.wantWork, script)
+			}
+			// The tar stream is extracted where the script leaves the shell, work or not.
+			if !strings.HasSuffix(string(script), "cd /srv/app/releases/20260101T000100Z\n") && !tc.wantWork {
+				t.Errorf("script does not end in the release directory:\n%s", script)
+			}
+			if !strings.Contains(string(script), "cd /srv/app/releases/20260101T000100Z\n") {
+				t.Errorf("script never enters the release directory:\n%s", script)
 			}
 		})
 	}
