@@ -73,7 +73,7 @@ const MaxHistoryBytes = 8 << 20
 // appendHistoryScript appends $3 as one line to $2 with one write. When the file does not end in a newline (a
 // disk that filled during an earlier append), the line starts with one, so the half line stays a line of its
 // own, which ParseHistory skips, and never hides this one.
-const appendHistoryScript = `mkdir -p "$1" || exit 1
+const appendHistoryScript = `[ -d "$1" ] || mkdir -p "$1" || exit 1
 if [ -s "$2" ] && [ -n "$(tail -c 1 "$2")" ]; then printf '\n%s\n' "$3" >> "$2"; else printf '%s\n' "$3" >> "$2"; fi`
 
 // AppendHistory adds one line to the app's history on the target. One printf of one line with O_APPEND is

@@ -60,7 +60,7 @@ func (e *LockedError) Error() string {
 }
 
 const acquireScript = `set -e
-mkdir -p "$1"
+[ -d "$1" ] || mkdir -p "$1"
 if mkdir "$2" 2>/dev/null; then
   printf '%s\n' "$3" > "$2/owner.json.tmp" && mv -f "$2/owner.json.tmp" "$2/owner.json"
   exit 0
@@ -70,9 +70,13 @@ exit 3`
 
 // releaseScript removes the lock $1 only when it still carries the token $2, checked in the same command, so
 // that no run or operator frees a lock another run took since; otherwise it exits 4. Without a token (a lock
-// whose owner could not be read, removed with --force) it removes the lock as it is.
+// whose owner could not be read, removed with --force) it removes the lock as it is. owner.json is one line
+// (acquireScript), read with the shell's own read: a deploy's last command starts no process it can spare.
 const releaseScript = `[ -d "$1" ] || exit 0
-if [ -n "$2" ]; then grep -qF "\"token\":\"$2\"" "$1/owner.json" 2>/dev/null || exit 4; fi
+if [ -n "$2" ]; then
+  o=; { IFS= read -r o || :; } 2>/dev/null < "$1/owner.json"
+  case $o in *"\"token\":\"$2\""*) ;; *) exit 4 ;; esac
+fi
 rm -rf "$1"`
 
 // maxOwnerBytes bounds owner.json as read back from a target.

@@ -51,7 +51,7 @@ const cloneScript = `set -e
 rel="$1"; base="$2"; id="$3"; man="$4"; tok="$5"
 if [ -e "$man/$base` + release.ReleaseBuildsSuffix + `" ]; then echo ` + RanInBase + `; exit 0; fi
 umask 022
-mkdir -p "$rel" "$man"
+[ -d "$rel" ] && [ -d "$man" ] || mkdir -p "$rel" "$man"
 cd "$rel"
 mkdir "$id"
 cp -al "$base/." "$id/" 2>/dev/null || { rm -rf "$id"; mkdir "$id"; cp -a "$base/." "$id/"; }
@@ -69,10 +69,13 @@ wait "$lister"
 // (".", then "./path" of each manifest entry, in the manifest's bytewise order, which is the C locale's),
 // by comparing it on the target with the sorted list of what is there ($found): what base's hooks made,
 // files added by hand and shared links go, and nothing is read back. A name of the list that is missing, or
-// a list out of order, fails the script.
-const trimLines = `LC_ALL=C comm -z -23 --check-order "$found" "$want" | xargs -0 -r rm -rf --
+// a list out of order, fails the script. When the two lists are the same, as they are unless something
+// changed the base, cmp says so and nothing more runs.
+const trimLines = `if ! cmp -s "$found" "$want"; then
+LC_ALL=C comm -z -23 --check-order "$found" "$want" | xargs -0 -r rm -rf --
 missing=$(LC_ALL=C comm -z -13 --check-order "$found" "$want" | head -z -n 3 | tr '\0' ' ')
 [ -z "$missing" ] || { echo "the base release lacks entries of its manifest: $missing" >&2; exit 1; }
+fi
 `
 
 // CloneReleaseCommand is cloneScript for release id from base; the caller sets Stdin to the names to keep

@@ -184,7 +184,9 @@ func (h *Host) config() string {
 		"MaxSessions 10",
 		// Tests open many connections at once; never drop one at random.
 		"MaxStartups 200",
-		"LoginGraceTime 30",
+		// sshd's default: hundreds of logins at once on two cores (the benchmark's fleets) take longer than
+		// 30 s, and sshd closes a connection that has not logged in by then.
+		"LoginGraceTime 120",
 		"LogLevel VERBOSE",
 		"SetEnv SKIFF_TESTENV_HOST="+h.Name+" SKIFF_TESTENV_TOKEN="+h.token,
 	)
