@@ -55,7 +55,8 @@ bench: deps build
 # bench-fleet puts skiff side by side with an Ansible playbook, an xargs+rsync+ssh loop and parallel-ssh on
 # fleets of 1, 10 and 50 namespaced hosts, and 200 with SKIFF_BENCH_LARGE=1 (root; about half an hour, 6 GiB;
 # SKIFF_BENCH_QUICK=1 for 1 and 5), first deploys (every tool's app removed first) and redeploys, and keeps the
-# tables under bench/results/. SKIFF_BENCH_PROFILE=FILE also writes a CPU profile of skiff at the largest fleet,
+# tables under bench/results/. SKIFF_BENCH_PROFILE=FILE also writes a CPU profile of skiff at the largest fleet
+# and, where Linux perf is installed, one of the targets (by command, and the programs started per deploy),
 # SKIFF_BENCH_MEMPROFILE=FILE heap profiles; SKIFF_BENCH_TOOLS=skiff,floor runs some contenders only.
 bench-fleet: build
 	@scripts/deps.sh bench

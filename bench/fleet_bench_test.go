@@ -108,7 +108,8 @@ type fleetRow struct {
 // `skiff deploy --json`) and its steps' durations.
 //
 // SKIFF_BENCH_PROFILE=FILE (relative to the repository) also writes a CPU profile of skiff at the largest fleet,
-// merged from a few extra untimed redeploys, and its `go tool pprof -top` next to it; SKIFF_BENCH_MEMPROFILE=FILE
+// merged from a few extra untimed redeploys, and its `go tool pprof -top` next to it, with a perf profile of the
+// targets during those redeploys (see targetPerf); SKIFF_BENCH_MEMPROFILE=FILE
 // a heap profile of one more first deploy and one more redeploy there (FILE-first, FILE-redeploy; see
 // cmd/skiff's SKIFF_MEMPROFILE). SKIFF_BENCH_STARTSECS sets the programs' startsecs (supervisord's default,
 // 1, unless set), SKIFF_BENCH_ANSIBLE_STRATEGY the playbook's strategy (free).

@@ -191,6 +191,7 @@ func skiffOf(rows []fleetRow, hosts int, mode string) treeMeasure {
 func (fb *fleetBench) profile(path string, k int) {
 	dir := fb.b.TempDir()
 	var parts []string
+	tp := startTargetPerf(fb.b, fb.cg, strings.TrimSuffix(path, filepath.Ext(path))+".targets.perf")
 	for i := 0; i < k; i++ {
 		fb.nextVersion()
 		if wait := time.Until(fb.last.Truncate(time.Second).Add(time.Second)); wait > 0 {
@@ -202,6 +203,7 @@ func (fb *fleetBench) profile(path string, k int) {
 		fb.skiffReport(out)
 		parts = append(parts, p)
 	}
+	tp.stop(fb.b, k*len(fb.env.Hosts))
 	merged, err := exec.Command("go", append([]string{"tool", "pprof", "-proto"}, parts...)...).Output()
 	if err != nil {
 		fb.b.Fatalf("go tool pprof -proto: %v", err)
