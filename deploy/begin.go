@@ -14,8 +14,9 @@ import (
 // sourceStart is how a source deploy's new release was started under the lock: the release live before, and
 // the clone of it into the new release (see cloneBase).
 type sourceStart struct {
-	prev  string
-	clone cloneResult
+	prev   string
+	clone  cloneResult
+	gnuTar bool // the target's tar is GNU tar, as the begin command found on a first deploy
 }
 
 // baseManifest is the live release's manifest as read for its clone.
@@ -32,8 +33,9 @@ const beginOutput = 64<<10 + 4<<10
 // the release read before it (over the SFTP session the deploy needs anyway) with the removal of what a killed
 // run of the same id left (release.PrepareCommand); then, where the new release is made of hard links,
 // the clone of the live release (ship.CloneReleaseCommand), its names read from the manifest meanwhile.
-// The lock's outcome is known as soon as its step ends; the rest goes on while the scan finishes, and
-// deploySource takes it from r.started. A dry run, which takes no lock, starts the release the long way.
+// On a first deploy, which sends every file, it also asks whether the target's tar is GNU tar
+// (ship.TarProbeCommand), so that the upload does not. The lock's outcome is known as soon as its step ends;
+// the rest goes on while the scan finishes, and deploySource takes it from r.started. A dry run, which takes no lock, starts the release the long way.
 func (r *hostRun) beginSource(ctx context.Context) error {
 	if isDry(r.c) {
 		return r.acquire(ctx, "deploy")
@@ -53,8 +55,11 @@ func (r *hostRun) beginSource(ctx context.Context) error {
 		}
 		steps := []remote.Step{attempt.Step, {Command: release.PrepareCommand(r.l, prev, id)}}
 		clone := prev != "" && !r.copiesFiles()
-		if clone {
+		switch {
+		case clone:
 			steps = append(steps, remote.Step{Command: ship.CloneReleaseCommand(r.l, prev, id, release.NewToken())})
+		case prev == "":
+			steps = append(steps, remote.Step{Command: ship.TarProbeCommand()})
 		}
 		cmd, err := remote.Sequence(steps...)
 		if err != nil {
@@ -113,14 +118,14 @@ func (r *hostRun) beginSource(ctx context.Context) error {
 			if !finished {
 				runErr = <-ran
 			}
-			done <- r.startedSource(ctx, prev, id, watch.Outputs(), runErr, <-read)
+			done <- r.startedSource(ctx, prev, id, clone, watch.Outputs(), runErr, <-read)
 		}()
 		return nil
 	})
 }
 
 // startedSource makes a sourceStart of what the begin command did.
-func (r *hostRun) startedSource(ctx context.Context, prev, id string, outs []remote.StepOutput, runErr error, b baseManifest) sourceStart {
+func (r *hostRun) startedSource(ctx context.Context, prev, id string, cloned bool, outs []remote.StepOutput, runErr error, b baseManifest) sourceStart {
 	base, baseErr := b.m, b.err
 	prep := outs[1]
 	switch {
@@ -140,8 +145,9 @@ func (r *hostRun) startedSource(ctx context.Context, prev, id string, outs []rem
 		return sourceStart{prev: prev, clone: r.cloneBase(ctx, prev, id, r.copiesFiles())}
 	case !prep.Ran || prep.Status != 0:
 		return sourceStart{prev: prev, clone: cloneResult{err: fmt.Errorf("prepare release %s: %w", id, stepErr(runErr))}}
-	case len(outs) < 3:
-		return sourceStart{prev: prev, clone: r.cloneBase(ctx, prev, id, r.copiesFiles())}
+	case !cloned:
+		probe := len(outs) > 2 && outs[2].Ran && outs[2].Status == 0 && ship.IsGNUTar(outs[2].Stdout)
+		return sourceStart{prev: prev, clone: r.cloneBase(ctx, prev, id, r.copiesFiles()), gnuTar: probe}
 	}
 	cl := outs[2]
 	switch {

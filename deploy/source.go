@@ -127,6 +127,7 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string, start sourceSt
 			DryRun:   r.opts.DryRun,
 			Plan:     func(op, p string) { r.logf("would %s %s", op, p) },
 			Cloned:   base != nil,
+			GNUTar:   start.gnuTar,
 			Progress: counter,
 			Copy:     copyFiles,
 		})

@@ -36,6 +36,8 @@ type ShipOptions struct {
 	Cloned bool
 	// Progress, when not nil, counts the files and bytes sent as they go, for live displays.
 	Progress *Counter
+	// GNUTar says the target's tar is GNU tar, as TarProbeCommand found: the extraction does not ask again.
+	GNUTar bool
 	// Copy makes the files taken from base copies (`cp --reflink=auto`) instead of hard links, for apps whose
 	// hooks or builds run in the release and could write through a link into every release sharing it.
 	Copy bool
@@ -135,7 +137,7 @@ func Ship(ctx context.Context, c release.Conn, localRoot string, m *Manifest, la
 		return stats, nil
 	}
 	s := &shipper{c: c, localRoot: localRoot, layout: layout, id: id, token: release.NewToken(), stats: stats,
-		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, cloned: opts.Cloned, copyFiles: opts.Copy, stamps: stamps, deferred: deferred,
+		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, cloned: opts.Cloned, copyFiles: opts.Copy, gnuTar: opts.GNUTar, stamps: stamps, deferred: deferred,
 		progress: opts.Progress}
 	if s.progress == nil {
 		s.progress = NewCounter()
@@ -165,6 +167,7 @@ type shipper struct {
 	sftpOnly    bool
 	cloned      bool
 	copyFiles   bool
+	gnuTar      bool
 	stamps      map[string]fileStamp // from Scan: files that still match are sent without hashing them again
 	deferred    *deferredHashes      // files hashed while they are sent (ScanDeferred); nil when there are none
 	settled     settledHashes        // their hashes

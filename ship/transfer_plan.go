@@ -12,8 +12,23 @@ import (
 	"github.com/skiffdeploy/skiff/remote"
 )
 
-// tarMarker is what the prepare script prints when the target's tar is GNU tar.
+// tarMarker is what the prepare script, and TarProbeCommand, print when the target's tar is GNU tar.
 const tarMarker = "skiff-tar=gnu"
+
+// tarProbe prints tarMarker when the target's tar is GNU tar.
+const tarProbe = `case "$(tar --version 2>/dev/null)" in *"GNU tar"*) echo ` + tarMarker + ` ;; esac`
+
+// TarProbeCommand asks whether the target's tar is GNU tar, for a caller that runs it ahead of Ship (with other
+// commands, while the source is scanned) and passes the answer, read with IsGNUTar, as ShipOptions.GNUTar: the
+// extraction then does not ask again on the critical path.
+func TarProbeCommand() remote.Command {
+	cmd := remote.Script(tarProbe)
+	cmd.ReadOnly = true
+	return cmd
+}
+
+// IsGNUTar reads TarProbeCommand's output.
+func IsGNUTar(out []byte) bool { return bytes.Equal(out, []byte(tarMarker+"\n")) }
 
 // defaultDirMode is what `mkdir` gives under the prepare script's umask 022; other modes are set at the end.
 const defaultDirMode fs.FileMode = 0o755
@@ -167,11 +182,19 @@ func (p *shipPlan) report(l release.Layout, id string, plan func(op, path string
 // extraction command that follows ($2…) with the tar stream on stdin: one remote session for both. A target
 // whose tar is not GNU tar makes it exit noGNUTar before a byte is read, and the files go over SFTP. The
 // script's own `set -e` ends the shell on its first failure, before preparedMarker is printed.
-const preparedExtract = `script=$1; shift
+const preparedExtract = preparedEval + `case "$(tar --version 2>/dev/null)" in *"GNU tar"*) ;; *) exit 9 ;; esac
+` + preparedExec
+
+// preparedExtractKnown is preparedExtract for a target whose tar is known to be GNU tar (ShipOptions.GNUTar).
+const preparedExtractKnown = preparedEval + preparedExec
+
+const (
+	preparedEval = `script=$1; shift
 eval "$script"
-case "$(tar --version 2>/dev/null)" in *"GNU tar"*) ;; *) exit 9 ;; esac
-echo ` + preparedMarker + `
+`
+	preparedExec = `echo ` + preparedMarker + `
 exec "$@"`
+)
 
 // noGNUTar is preparedExtract's exit status on a target without GNU tar; preparedMarker what it prints once
 // the release is prepared.
@@ -224,7 +247,7 @@ func (p *shipPlan) prepareScript(l release.Layout, id, token string, o prepareOp
 		b.line("ln -s -- %s %s", remote.Quote(e.Link), remote.Quote("./"+e.Path))
 	}
 	if o.detectTar {
-		b.line(`case "$(tar --version 2>/dev/null)" in *"GNU tar"*) echo %s ;; esac`, tarMarker)
+		b.line("%s", tarProbe)
 	}
 	return b.Bytes(), !o.cloned || b.Len() > prepared
 }

@@ -14,6 +14,9 @@ import (
 // TestPreparedExtract_RunsScriptThenTar runs preparedExtract with the local shell, with GNU tar and with a tar
 // that is not, and with a prepare script that fails.
 func TestPreparedExtract_RunsScriptThenTar(t *testing.T) {
+	if got := tarProbeHere(t); !IsGNUTar(got) {
+		t.Fatalf("the tar probe printed %q on this machine, whose tar is GNU tar", got)
+	}
 	var stream bytes.Buffer
 	tw := tar.NewWriter(&stream)
 	if err := tw.WriteHeader(&tar.Header{Name: "sub/file", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg}); err != nil {
@@ -27,6 +30,7 @@ func TestPreparedExtract_RunsScriptThenTar(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
+		wrapper  string // preparedExtract unless set
 		path     string // prepended to PATH
 		script   string // the prepare script; %s is the release directory
 		status   int
@@ -36,12 +40,17 @@ func TestPreparedExtract_RunsScriptThenTar(t *testing.T) {
 		{name: "GNU tar", script: "set -e\nmkdir -p %s/sub\ncd %s", prepared: true, file: true},
 		{name: "another tar", path: fakeTar, script: "set -e\nmkdir -p %s/sub\ncd %s", status: noGNUTar},
 		{name: "prepare fails", script: "set -e\nfalse\nmkdir -p %s/sub\ncd %s", status: 1},
+		{name: "GNU tar known", wrapper: preparedExtractKnown, script: "set -e\nmkdir -p %s/sub\ncd %s", prepared: true, file: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rel := filepath.Join(t.TempDir(), "rel")
 			script := strings.ReplaceAll(tc.script, "%s", rel)
-			cmd := exec.Command("sh", append([]string{"-c", preparedExtract, "skiff", script}, tarExtract...)...)
+			wrapper := preparedExtract
+			if tc.wrapper != "" {
+				wrapper = tc.wrapper
+			}
+			cmd := exec.Command("sh", append([]string{"-c", wrapper, "skiff", script}, tarExtract...)...)
 			cmd.Stdin = bytes.NewReader(stream.Bytes())
 			cmd.Env = append(os.Environ(), "PATH="+tc.path+":"+os.Getenv("PATH"))
 			out, err := cmd.Output()
@@ -60,4 +69,15 @@ func TestPreparedExtract_RunsScriptThenTar(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tarProbeHere runs TarProbeCommand with the local shell.
+func tarProbeHere(t *testing.T) []byte {
+	t.Helper()
+	cmd := TarProbeCommand()
+	out, err := exec.Command(cmd.Argv[0], cmd.Argv[1:]...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

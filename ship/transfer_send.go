@@ -106,7 +106,11 @@ var tarExtract = []string{"tar", "-x", "-b", "256", "-B", "-p", "-U", "--no-same
 // (preparedExtract). sent is false, with no error, when the target has no GNU tar: the release is prepared and
 // the files must go over SFTP.
 func (s *shipper) prepareAndExtract(ctx context.Context, script []byte, files []Entry) (sent bool, err error) {
-	cmd := remote.Command{Argv: append([]string{"sh", "-c", preparedExtract, "skiff", string(script)}, tarExtract...)}
+	wrapper := preparedExtract
+	if s.gnuTar {
+		wrapper = preparedExtractKnown
+	}
+	cmd := remote.Command{Argv: append([]string{"sh", "-c", wrapper, "skiff", string(script)}, tarExtract...)}
 	res, err := s.streamTar(ctx, cmd, files)
 	prepared := res != nil && bytes.Contains(res.Stdout, []byte(preparedMarker+"\n"))
 	var ee *remote.ExitError
