@@ -221,6 +221,11 @@ func (s *shipper) run(ctx context.Context, p *shipPlan, m *Manifest) (err error)
 	}
 	script, work := p.prepareScript(s.layout, s.id, s.token, o)
 	switch {
+	case wantTar && s.gnuTar && p.freshBySFTP():
+		if err := s.makeFreshSFTP(ctx, p); err != nil {
+			return err
+		}
+		// The files go in one tar stream below, into the release directory.
 	case wantTar && len(script) <= maxInlinePrepare:
 		if sent, err = s.prepareAndExtract(ctx, script, p.upload); err != nil {
 			return err

@@ -97,7 +97,9 @@ func merge(trees ...map[string]testenv.Node) map[string]testenv.Node {
 	return out
 }
 
-// shipMethods are the two ways Ship sends content; every integration test runs with both.
+// shipMethods are the ways Ship sends content; every integration test runs with each: over SFTP, in a tar
+// stream, and in a tar stream to a target whose tar is known to be GNU tar (a release without a base is then
+// made over SFTP, with no remote shell).
 var shipMethods = []struct {
 	name string
 	opts ShipOptions
@@ -105,6 +107,7 @@ var shipMethods = []struct {
 }{
 	{name: "sftp", opts: ShipOptions{SFTPOnly: true, Concurrency: 8}},
 	{name: "tar", many: tarMinFiles},
+	{name: "tar, GNU tar known", opts: ShipOptions{GNUTar: true}, many: tarMinFiles},
 }
 
 func TestShip_FirstDeploy(t *testing.T) {
@@ -288,18 +291,22 @@ func TestShip_HostileNames(t *testing.T) {
 }
 
 func TestShip_ExistingReleaseIsAnError(t *testing.T) {
-	ctx := context.Background()
-	c, layout, _ := connect(t)
-	src := t.TempDir()
-	testenv.WriteTree(t, src, map[string]testenv.Node{"a": {Content: "a\n"}})
-	m := scan(t, src)
-	id := "20260101T000000Z"
-	if _, err := Ship(ctx, c, src, m, layout, id, "", nil, ShipOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	_, err := Ship(ctx, c, src, m, layout, id, "", nil, ShipOptions{})
-	if err == nil || !strings.Contains(err.Error(), "prepare release") || !strings.Contains(err.Error(), "File exists") {
-		t.Fatalf("second Ship to the same id: err = %v, want a prepare error saying the release exists", err)
+	for _, method := range shipMethods {
+		t.Run(method.name, func(t *testing.T) {
+			ctx := context.Background()
+			c, layout, _ := connect(t)
+			src := t.TempDir()
+			testenv.WriteTree(t, src, merge(manyFiles("many", method.many, "x"), map[string]testenv.Node{"a": {Content: "a\n"}}))
+			m := scan(t, src)
+			id := "20260101T000000Z"
+			if _, err := Ship(ctx, c, src, m, layout, id, "", nil, method.opts); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Ship(ctx, c, src, m, layout, id, "", nil, method.opts)
+			if err == nil || !strings.Contains(err.Error(), "prepare release") || !strings.Contains(err.Error(), "File exists") {
+				t.Fatalf("second Ship to the same id: err = %v, want a prepare error saying the release exists", err)
+			}
+		})
 	}
 }
 
