@@ -3,59 +3,53 @@ package ship
 import (
 	"context"
 	"fmt"
-	"path"
 )
 
-// maxFreshSFTP bounds the directories and symlinks of a release without a base that are made over SFTP rather
-// than by the prepare script (see makeFreshSFTP): two requests each, one after the other, which costs less
-// than a remote shell and its mkdir processes up to about this many.
-const maxFreshSFTP = 64
+// maxFreshEntries bounds the directories and symlinks of a release without a base that go in the tar stream
+// with its files (see makeFreshSFTP) rather than being made by the prepare script.
+const maxFreshEntries = 4096
 
 // freshBySFTP reports whether the release is made from nothing (no base) with few enough directories and
-// symlinks for makeFreshSFTP.
+// symlinks to go in the tar stream.
 func (p *shipPlan) freshBySFTP() bool {
 	return p.base == "" && len(p.remove) == 0 && len(p.modeCopy) == 0 && len(p.open) == 0 &&
-		len(p.mkdirs)+len(p.links) <= maxFreshSFTP
+		len(p.mkdirs)+len(p.links) <= maxFreshEntries
 }
 
-// makeFreshSFTP does over the SFTP session what the prepare script does for a release without a base: it
-// creates releases/ and the manifests directory where missing, the release directory, which must not exist,
-// and the release's directories, each given mode 0755 (the script's umask 022; other modes are set once the
-// files are in, see finishScript) whatever the SFTP server's umask, parents first; then its symlinks. The
-// files then go in one tar stream extracted in the release directory (sendTar), with no remote shell.
-func (s *shipper) makeFreshSFTP(ctx context.Context, p *shipPlan) error {
+// makeFreshSFTP does over the SFTP session what the prepare script does first for a release without a base: it
+// creates releases/ where missing and the release directory, which must not exist, with mode 0755 (the
+// script's umask 022) whatever the SFTP server's umask. Its directories, symlinks and files then go in one tar
+// stream (freshEntries) that GNU tar extracts in it with their manifest modes (-p sets a directory's once its
+// content is in), so that no remote shell is started.
+func (s *shipper) makeFreshSFTP(ctx context.Context) error {
 	client, err := s.c.SFTP(ctx)
 	if err != nil {
 		return fmt.Errorf("prepare release: %w", err)
 	}
-	for _, d := range []string{s.layout.Releases(), s.layout.Manifests()} {
-		if err := client.MkdirAll(d); err != nil {
-			return fmt.Errorf("prepare release: create %s: %w", d, err)
-		}
+	if err := client.MkdirAll(s.layout.Releases()); err != nil {
+		return fmt.Errorf("prepare release: create %s: %w", s.layout.Releases(), err)
 	}
 	rel := s.layout.Release(s.id)
-	dirs := append([]string{rel}, make([]string, 0, len(p.mkdirs))...)
-	for _, d := range p.mkdirs {
-		dirs = append(dirs, path.Join(rel, d))
+	if err := client.Mkdir(rel); err != nil {
+		if _, serr := client.Lstat(rel); serr == nil {
+			err = fmt.Errorf("%w (File exists)", err) // SFTP says only "failure"
+		}
+		return fmt.Errorf("prepare release: create %s: %w", rel, err)
 	}
-	for _, d := range dirs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := client.Mkdir(d); err != nil {
-			if _, serr := client.Lstat(d); serr == nil {
-				err = fmt.Errorf("%w (File exists)", err) // SFTP says only "failure"
-			}
-			return fmt.Errorf("prepare release: create %s: %w", d, err)
-		}
-		if err := client.Chmod(d, defaultDirMode); err != nil {
-			return fmt.Errorf("prepare release: chmod %s: %w", d, err)
-		}
+	if err := client.Chmod(rel, defaultDirMode); err != nil {
+		return fmt.Errorf("prepare release: chmod %s: %w", rel, err)
 	}
-	for _, e := range p.links {
-		if err := client.Symlink(e.Link, path.Join(rel, e.Path)); err != nil {
-			return fmt.Errorf("prepare release: symlink %s: %w", path.Join(rel, e.Path), err)
+	return ctx.Err()
+}
+
+// freshEntries are the entries of m that a release without a base receives in its tar stream: all of them, in
+// the manifest's order, which puts every directory before what it holds.
+func freshEntries(m *Manifest) []Entry {
+	out := make([]Entry, 0, len(m.Entries))
+	for _, e := range m.Entries {
+		if e.Path != "." && e.Path != "" {
+			out = append(out, e)
 		}
 	}
-	return nil
+	return out
 }

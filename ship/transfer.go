@@ -137,7 +137,7 @@ func Ship(ctx context.Context, c release.Conn, localRoot string, m *Manifest, la
 		return stats, nil
 	}
 	s := &shipper{c: c, localRoot: localRoot, layout: layout, id: id, token: release.NewToken(), stats: stats,
-		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, cloned: opts.Cloned, copyFiles: opts.Copy, gnuTar: opts.GNUTar, stamps: stamps, deferred: deferred,
+		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, cloned: opts.Cloned, copyFiles: opts.Copy, gnuTar: opts.GNUTar, started: time.Now().Truncate(time.Second), stamps: stamps, deferred: deferred,
 		progress: opts.Progress}
 	if s.progress == nil {
 		s.progress = NewCounter()
@@ -168,6 +168,7 @@ type shipper struct {
 	cloned      bool
 	copyFiles   bool
 	gnuTar      bool
+	started     time.Time // the modification time of directories sent in a tar stream
 	stamps      map[string]fileStamp // from Scan: files that still match are sent without hashing them again
 	deferred    *deferredHashes      // files hashed while they are sent (ScanDeferred); nil when there are none
 	settled     settledHashes        // their hashes
@@ -211,7 +212,7 @@ func (s *shipper) run(ctx context.Context, p *shipPlan, m *Manifest) (err error)
 
 	nFiles, nBytes := p.uploadTotals()
 	wantTar := !s.sftpOnly && (nFiles >= tarMinFiles || nBytes >= tarMinBytes)
-	sent := false
+	sent, fresh := false, false
 	o := prepareOpts{cloned: s.cloned, copyFiles: s.copyFiles}
 	if s.cloned && !s.copyFiles && !wantTar && p.relinkBySFTP() {
 		if err := s.relinkSFTP(ctx, p.old); err != nil {
@@ -222,10 +223,13 @@ func (s *shipper) run(ctx context.Context, p *shipPlan, m *Manifest) (err error)
 	script, work := p.prepareScript(s.layout, s.id, s.token, o)
 	switch {
 	case wantTar && s.gnuTar && p.freshBySFTP():
-		if err := s.makeFreshSFTP(ctx, p); err != nil {
+		if err := s.makeFreshSFTP(ctx); err != nil {
 			return err
 		}
-		// The files go in one tar stream below, into the release directory.
+		if err := s.sendTar(ctx, freshEntries(m)); err != nil {
+			return err
+		}
+		sent, fresh = true, true
 	case wantTar && len(script) <= maxInlinePrepare:
 		if sent, err = s.prepareAndExtract(ctx, script, p.upload); err != nil {
 			return err
@@ -259,7 +263,7 @@ func (s *shipper) run(ctx context.Context, p *shipPlan, m *Manifest) (err error)
 		}
 		complete <- full
 	}
-	if script := p.finishScript(s.layout, s.id); script != nil {
+	if script := p.finishScript(s.layout, s.id); script != nil && !fresh {
 		if _, err := s.c.Run(ctx, remote.Command{Argv: []string{"sh", "-s"}, Stdin: bytes.NewReader(script)}); err != nil {
 			return fmt.Errorf("set directory modes: %w", err)
 		}

@@ -57,6 +57,7 @@ func BenchmarkShip(b *testing.B) {
 		})
 	}
 	first("first", src, ShipOptions{})
+	first("first-gnu-tar-known", src, ShipOptions{GNUTar: true})
 	first("first-sftp", src, ShipOptions{SFTPOnly: true})
 	first("big-file", bigSrc, ShipOptions{})
 

@@ -149,7 +149,8 @@ func (s *shipper) streamTar(ctx context.Context, cmd remote.Command, files []Ent
 	return res, nil
 }
 
-// writeTar writes files as a tar archive to w, reading them bufSize bytes at a time.
+// writeTar writes files as a tar archive to w, reading them bufSize bytes at a time. Directories and symlinks
+// among them (a release without a base, see makeFreshSFTP) are written as such, with their manifest modes.
 func (s *shipper) writeTar(ctx context.Context, w io.Writer, files []Entry, bufSize int) error {
 	tw := tar.NewWriter(w)
 	buf := make([]byte, bufSize)
@@ -162,6 +163,17 @@ func (s *shipper) writeTar(ctx context.Context, w io.Writer, files []Entry, bufS
 }
 
 func (s *shipper) addToTar(ctx context.Context, tw *tar.Writer, e Entry, buf []byte) error {
+	switch e.Type {
+	case TypeDir, TypeSymlink:
+		h := &tar.Header{Typeflag: tar.TypeDir, Name: e.Path + "/", Mode: int64(e.Mode), ModTime: s.started, Format: tar.FormatGNU}
+		if e.Type == TypeSymlink {
+			h.Typeflag, h.Name, h.Linkname = tar.TypeSymlink, e.Path, e.Link
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return fmt.Errorf("%q: %w", e.Path, err)
+		}
+		return nil
+	}
 	src, err := os.Open(filepath.Join(s.localRoot, filepath.FromSlash(e.Path)))
 	if err != nil {
 		return err
