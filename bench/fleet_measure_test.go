@@ -31,6 +31,16 @@ type treeMeasure struct {
 // the benchmark's own size. Without it, small tools show that size instead of theirs.
 func timedTree(tb testing.TB, cmd *exec.Cmd) (treeMeasure, []byte) {
 	tb.Helper()
+	m, text, err := tryTimedTree(tb, cmd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m, text
+}
+
+// tryTimedTree is timedTree that returns a failure of cmd, with its output, as an error.
+func tryTimedTree(tb testing.TB, cmd *exec.Cmd) (treeMeasure, []byte, error) {
+	tb.Helper()
 	out, err := os.CreateTemp("", "fleet-bench-out-")
 	if err != nil {
 		tb.Fatal(err)
@@ -50,7 +60,7 @@ func timedTree(tb testing.TB, cmd *exec.Cmd) (treeMeasure, []byte) {
 	m := treeMeasure{wall: time.Since(start)}
 	text, _ := os.ReadFile(out.Name())
 	if err != nil {
-		tb.Fatalf("%s: %v\n%s\nlines that name an error:\n%s", strings.Join(cmd.Args, " "), err, tail(text, 8000), errorLines(text, 20))
+		return m, text, fmt.Errorf("%s: %v\n%s\nlines that name an error:\n%s", strings.Join(cmd.Args, " "), err, tail(text, 8000), errorLines(text, 20))
 	}
 	m.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -66,7 +76,7 @@ func timedTree(tb testing.TB, cmd *exec.Cmd) (treeMeasure, []byte) {
 			tb.Fatalf("%s: peak memory from time: %v", strings.Join(cmd.Args, " "), err)
 		}
 	}
-	return m, text
+	return m, text, nil
 }
 
 // gnuTime returns GNU time (Debian's package time), which reports its child's peak memory, or "" when it is

@@ -125,8 +125,8 @@ rollout.batch = "100%%"
 # deploy-one.sh SRC USER@HOST — the shell baseline's deploy of one host: rsync, restart, wait for the port.
 set -e
 rsync -a -e '%s' "$1/" "$2:/srv/shell-app/"
-%s "$2" 'supervisorctl -s %s restart %s && timeout 30 bash -c "until (exec 3<>/dev/tcp/127.0.0.1/%d) 2>/dev/null; do sleep 0.1; done"'
-`, ssh, ssh, testenv.FleetSupervisorURL, shellProgram, shellPort))
+%s "$2" 'supervisorctl -s %s restart %s && { timeout 30 bash -c "until (exec 3<>/dev/tcp/127.0.0.1/%d) 2>/dev/null; do sleep 0.1; done" || { echo "error: port %d did not accept connections within 30 s of the restart" >&2; exit 1; }; }'
+`, ssh, ssh, testenv.FleetSupervisorURL, shellProgram, shellPort, shellPort))
 	if err := os.Chmod(t.shellSh, 0o755); err != nil {
 		tb.Fatal(err)
 	}
