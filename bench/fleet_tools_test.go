@@ -121,11 +121,14 @@ rollout.batch = "100%%"
 	}
 
 	ssh := "ssh " + strings.Join(sshBase(env), " ")
+	// The port wait polls twice a second, as a script written for a fleet would: each poll forks a subshell and
+	// execs sleep, and at ten a second on 50 hosts of two cores the polls alone took the CPU the apps needed to
+	// start, so that none listened within the 30 seconds.
 	t.shellSh = write(tb, filepath.Join(dir, "deploy-one.sh"), fmt.Sprintf(`#!/bin/sh
 # deploy-one.sh SRC USER@HOST — the shell baseline's deploy of one host: rsync, restart, wait for the port.
 set -e
 rsync -a -e '%s' "$1/" "$2:/srv/shell-app/"
-%s "$2" 'supervisorctl -s %s restart %s && { timeout 30 bash -c "until (exec 3<>/dev/tcp/127.0.0.1/%d) 2>/dev/null; do sleep 0.1; done" || { echo "error: port %d did not accept connections within 30 s of the restart" >&2; exit 1; }; }'
+%s "$2" 'supervisorctl -s %s restart %s && { timeout 30 bash -c "until (exec 3<>/dev/tcp/127.0.0.1/%d) 2>/dev/null; do sleep 0.5; done" || { echo "error: port %d did not accept connections within 30 s of the restart" >&2; exit 1; }; }'
 `, ssh, ssh, testenv.FleetSupervisorURL, shellProgram, shellPort, shellPort))
 	if err := os.Chmod(t.shellSh, 0o755); err != nil {
 		tb.Fatal(err)
