@@ -168,7 +168,7 @@ type shipper struct {
 	cloned      bool
 	copyFiles   bool
 	gnuTar      bool
-	started     time.Time // the modification time of directories sent in a tar stream
+	started     time.Time            // the modification time of directories sent in a tar stream
 	stamps      map[string]fileStamp // from Scan: files that still match are sent without hashing them again
 	deferred    *deferredHashes      // files hashed while they are sent (ScanDeferred); nil when there are none
 	settled     settledHashes        // their hashes
