@@ -9,9 +9,9 @@ import (
 // with its files (see makeFreshSFTP) rather than being made by the prepare script.
 const maxFreshEntries = 4096
 
-// freshBySFTP reports whether the release is made from nothing (no base) with few enough directories and
+// freshInTar reports whether the release is made from nothing (no base) with few enough directories and
 // symlinks to go in the tar stream.
-func (p *shipPlan) freshBySFTP() bool {
+func (p *shipPlan) freshInTar() bool {
 	return p.base == "" && len(p.remove) == 0 && len(p.modeCopy) == 0 && len(p.open) == 0 &&
 		len(p.mkdirs)+len(p.links) <= maxFreshEntries
 }

@@ -222,7 +222,7 @@ func (s *shipper) run(ctx context.Context, p *shipPlan, m *Manifest) (err error)
 	}
 	script, work := p.prepareScript(s.layout, s.id, s.token, o)
 	switch {
-	case wantTar && s.gnuTar && p.freshBySFTP():
+	case wantTar && s.gnuTar && p.freshInTar():
 		if err := s.makeFreshSFTP(ctx); err != nil {
 			return err
 		}
