@@ -63,33 +63,43 @@ func TestHistory_HalfLineNeitherHidesNorBlocks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	c, layout, _ := connect(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	good := HistoryEntry{Op: ActionDeploy, App: "x", ID: "20260101T000000Z", Result: ResultOK}
-	if err := AppendHistory(ctx, c, layout, good); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(layout.History(), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = f.WriteString(`{"time":"2026-01-01T00:00:01Z","op":"deploy","app":"x","id":"2026`)
-	f.Close()
-	next := HistoryEntry{Op: ActionDeploy, App: "x", ID: "20260101T000002Z", Result: ResultOK}
-	if err := AppendHistory(ctx, c, layout, next); err != nil {
-		t.Fatal(err)
-	}
-	var warnings []string
-	wctx := WithWarn(ctx, func(msg string) { warnings = append(warnings, msg) })
-	h, err := ReadHistory(wctx, c, layout)
-	if err != nil {
-		t.Fatalf("ReadHistory: %v", err)
-	}
-	if len(h) != 2 || h[0].ID != good.ID || h[1].ID != next.ID {
-		t.Fatalf("history %+v, want the two whole entries", h)
-	}
-	if want := layout.History() + " line 2 skipped"; len(warnings) != 1 || !strings.Contains(warnings[0], want) {
-		t.Fatalf("warnings %q, want one with %q", warnings, want)
+	for _, tc := range []struct {
+		name   string
+		append func(context.Context, Conn, Layout, HistoryEntry) error
+	}{
+		{name: "remote command", append: func(ctx context.Context, c Conn, l Layout, e HistoryEntry) error { return AppendHistory(ctx, c, l, e) }},
+		{name: "sftp", append: AppendHistorySFTP},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, layout, _ := connect(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			good := HistoryEntry{Op: ActionDeploy, App: "x", ID: "20260101T000000Z", Result: ResultOK}
+			if err := tc.append(ctx, c, layout, good); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(layout.History(), os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = f.WriteString(`{"time":"2026-01-01T00:00:01Z","op":"deploy","app":"x","id":"2026`)
+			f.Close()
+			next := HistoryEntry{Op: ActionDeploy, App: "x", ID: "20260101T000002Z", Result: ResultOK}
+			if err := tc.append(ctx, c, layout, next); err != nil {
+				t.Fatal(err)
+			}
+			var warnings []string
+			wctx := WithWarn(ctx, func(msg string) { warnings = append(warnings, msg) })
+			h, err := ReadHistory(wctx, c, layout)
+			if err != nil {
+				t.Fatalf("ReadHistory: %v", err)
+			}
+			if len(h) != 2 || h[0].ID != good.ID || h[1].ID != next.ID {
+				t.Fatalf("history %+v, want the two whole entries", h)
+			}
+			if want := layout.History() + " line 2 skipped"; len(warnings) != 1 || !strings.Contains(warnings[0], want) {
+				t.Fatalf("warnings %q, want one with %q", warnings, want)
+			}
+		})
 	}
 }

@@ -91,14 +91,11 @@ func AppendHistory(ctx context.Context, c runner, l Layout, e HistoryEntry) erro
 
 // AppendHistoryCommand is the command AppendHistory runs, for a caller that runs it in a remote.Sequence.
 func AppendHistoryCommand(l Layout, e HistoryEntry) (remote.Command, error) {
-	if e.Time.IsZero() {
-		e.Time = time.Now().UTC()
-	}
-	data, err := json.Marshal(e)
+	line, err := historyLine(e)
 	if err != nil {
 		return remote.Command{}, err
 	}
-	return remote.Script(appendHistoryScript, l.SkiffDir(), l.History(), string(data)), nil
+	return remote.Script(appendHistoryScript, l.SkiffDir(), l.History(), string(line[:len(line)-1])), nil
 }
 
 // ReadHistory returns the app's history on the target, oldest first; a missing file is an empty history.

@@ -85,6 +85,7 @@ const maxOwnerBytes = 64 << 10
 // Lock is a held lock; Release frees it.
 type Lock struct {
 	c     runner
+	sc    Conn // set when the lock was taken over SFTP (AcquireLockSFTP), which then frees it too
 	dir   string
 	owner LockOwner
 }
@@ -194,6 +195,9 @@ func (k *Lock) ReleaseAfter(ctx context.Context, steps ...remote.Step) (stepErrs
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 		defer cancel()
 	}
+	if k.sc != nil {
+		return k.releaseAfterSFTP(ctx, steps)
+	}
 	unlock := remote.Step{Command: remote.Script(releaseScript, k.dir, k.owner.Token), Always: true}
 	if len(steps) == 0 {
 		if _, err := k.c.Run(ctx, unlock.Command); err != nil {
@@ -222,7 +226,7 @@ func (k *Lock) ReleaseAfter(ctx context.Context, steps ...remote.Step) (stepErrs
 func lockChanged(err error) error {
 	var ee *remote.ExitError
 	if errors.As(err, &ee) && ee.Status == 4 {
-		return errors.New("the lock is no longer the one inspected: another run holds it now, left as it is")
+		return errLockChanged
 	}
 	return err
 }

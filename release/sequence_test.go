@@ -60,9 +60,15 @@ touch "$3/` + id + `" "$3/` + id + ReleaseBuildsSuffix + `"
 }
 
 func TestLock_ReleaseAfterRunsStepsThenUnlocks(t *testing.T) {
+	for _, acquire := range lockAcquirers {
+		t.Run(acquire.name, func(t *testing.T) { testReleaseAfter(t, acquire.take) })
+	}
+}
+
+func testReleaseAfter(t *testing.T, acquire acquireFunc) {
 	ctx := context.Background()
 	c, l, _ := connect(t)
-	lock, err := AcquireLock(ctx, c, l, LockOwner{Op: "deploy", App: "a"}, 0)
+	lock, err := acquire(ctx, c, l, LockOwner{Op: "deploy", App: "a"}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +98,7 @@ func TestLock_ReleaseAfterRunsStepsThenUnlocks(t *testing.T) {
 	}
 
 	// A lock another run holds by now is left alone, and said so.
-	lock, err = AcquireLock(ctx, c, l, LockOwner{Op: "deploy", App: "a"}, 0)
+	lock, err = acquire(ctx, c, l, LockOwner{Op: "deploy", App: "a"}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,7 +126,7 @@ func readHistorySFTP(ctx context.Context, client *sftp.Client, l Layout) ([]Hist
 	return parseHistoryOf(ctx, l, buf.Bytes()), nil
 }
 
-// LeftoverRelease reports whether release id's directory or manifest exists on the host, as the remains of
+// LeftoverRelease reports whether release id's directory, manifest or build record exists on the host, as the remains of
 // a killed run would; only then does a deploy spend a remote shell on removing them. Anything but a clear
 // "does not exist" counts as there.
 func LeftoverRelease(ctx context.Context, c Conn, l Layout, id string) bool {
@@ -134,7 +134,7 @@ func LeftoverRelease(ctx context.Context, c Conn, l Layout, id string) bool {
 	if err != nil {
 		return true
 	}
-	for _, p := range []string{l.Release(id), l.Manifest(id)} {
+	for _, p := range []string{l.Release(id), l.Manifest(id), l.ReleaseBuilds(id)} {
 		if _, err := client.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
 			return true
 		}

@@ -316,6 +316,11 @@ func (e *Env) StartHostWithout(tb testing.TB, name string, hide ...string) *Host
 			}
 		}
 	}
-	force := fmt.Sprintf(`ForceCommand PATH=%s; export PATH; exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"`, dir)
+	// A forced command takes the SFTP subsystem's requests too (SSH_ORIGINAL_COMMAND=internal-sftp).
+	force := fmt.Sprintf(`ForceCommand PATH=%s; export PATH; case "$SSH_ORIGINAL_COMMAND" in internal-sftp) exec %s ;; esac; exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"`, dir, sftpServer)
 	return e.StartHostWith(tb, HostOptions{Name: name, Config: []string{force}})
 }
+
+// sftpServer is OpenSSH's SFTP server program (package openssh-sftp-server, which openssh-server depends on),
+// for a host whose forced command must serve the SFTP subsystem itself.
+const sftpServer = "/usr/lib/openssh/sftp-server"
