@@ -32,8 +32,11 @@ type ShipOptions struct {
 	// Plan receives each operation of a dry run: op is one of the Op* constants, path is relative to the new
 	// release (or, for OpBase and OpManifest, a path on the target).
 	Plan func(op string, path string)
-	// Cloned says the release directory was already made from base with CloneReleaseCommand.
+	// Cloned says the release directory was already made from base with CloneReleaseCommand or CloneSFTP.
 	Cloned bool
+	// ClonedExact says the clone holds exactly the base manifest's entries, its directories with their manifest
+	// modes and its symlinks as listed (CloneSFTP): nothing of the base is made again.
+	ClonedExact bool
 	// Progress, when not nil, counts the files and bytes sent as they go, for live displays.
 	Progress *Counter
 	// GNUTar says the target's tar is GNU tar, as TarProbeCommand found: the extraction does not ask again.
@@ -137,7 +140,7 @@ func Ship(ctx context.Context, c release.Conn, localRoot string, m *Manifest, la
 		return stats, nil
 	}
 	s := &shipper{c: c, localRoot: localRoot, layout: layout, id: id, token: release.NewToken(), stats: stats,
-		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, cloned: opts.Cloned, copyFiles: opts.Copy, gnuTar: opts.GNUTar, started: time.Now().Truncate(time.Second), stamps: stamps, deferred: deferred,
+		concurrency: opts.Concurrency, sftpOnly: opts.SFTPOnly, cloned: opts.Cloned, exact: opts.Cloned && opts.ClonedExact, copyFiles: opts.Copy, gnuTar: opts.GNUTar, started: time.Now().Truncate(time.Second), stamps: stamps, deferred: deferred,
 		progress: opts.Progress}
 	if s.progress == nil {
 		s.progress = NewCounter()
@@ -166,6 +169,7 @@ type shipper struct {
 	concurrency int
 	sftpOnly    bool
 	cloned      bool
+	exact       bool // the clone is exactly the base's manifest (ShipOptions.ClonedExact)
 	copyFiles   bool
 	gnuTar      bool
 	started     time.Time            // the modification time of directories sent in a tar stream
@@ -213,8 +217,8 @@ func (s *shipper) run(ctx context.Context, p *shipPlan, m *Manifest) (err error)
 	nFiles, nBytes := p.uploadTotals()
 	wantTar := !s.sftpOnly && (nFiles >= tarMinFiles || nBytes >= tarMinBytes)
 	sent, fresh := false, false
-	o := prepareOpts{cloned: s.cloned, copyFiles: s.copyFiles}
-	if s.cloned && !s.copyFiles && !wantTar && p.relinkBySFTP() {
+	o := prepareOpts{cloned: s.cloned, copyFiles: s.copyFiles, relinked: s.exact}
+	if s.cloned && !s.exact && !s.copyFiles && !wantTar && p.relinkBySFTP() {
 		if err := s.relinkSFTP(ctx, p.old); err != nil {
 			return err
 		}
