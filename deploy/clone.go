@@ -17,6 +17,7 @@ import (
 // target (the deploy then sends every file).
 type cloneResult struct {
 	base          *ship.Manifest
+	exact         bool // the release holds exactly base's entries (ship.CloneSFTP)
 	err, cloneErr error
 }
 
@@ -39,6 +40,11 @@ func (r *hostRun) cloneBase(ctx context.Context, prev, id string, copyFiles bool
 			return cloneResult{base: base, err: err}
 		}
 		return r.copyBase(ctx, prev, id, base)
+	}
+	if !isDry(r.c) { // a dry run shows the clone script instead
+		if res, ok := r.cloneSFTP(ctx, prev, id); ok {
+			return res
+		}
 	}
 	names, send := io.Pipe()
 	linked := make(chan error, 1)
@@ -75,6 +81,28 @@ func (r *hostRun) cloneBase(ctx context.Context, prev, id string, copyFiles bool
 		return r.copyBase(ctx, prev, id, base)
 	}
 	return cloneResult{base: base}
+}
+
+// cloneSFTP clones prev into release id over the SFTP session (ship.CloneSFTP) when prev's manifest allows
+// it; ok is false when the clone is left to cloneScript, before anything was made.
+func (r *hostRun) cloneSFTP(ctx context.Context, prev, id string) (res cloneResult, ok bool) {
+	base, err := ship.ReadManifest(ctx, r.c, r.l, prev)
+	switch {
+	case errors.Is(err, ship.ErrNoManifest):
+		return cloneResult{}, true // an older tool's release: every file is sent, into an empty release
+	case err != nil:
+		return cloneResult{err: err}, true
+	case !ship.CloneBySFTP(base):
+		return cloneResult{}, false
+	}
+	err = ship.CloneSFTP(ctx, r.c, r.l, prev, id, base, 0)
+	switch {
+	case errors.Is(err, ship.ErrRanInBase):
+		return r.copyBase(ctx, prev, id, base), true
+	case err != nil:
+		return r.cloneFailed(ctx, base, prev, err), true
+	}
+	return cloneResult{base: base, exact: true}, true
 }
 
 // errCloneDone ends the sending of a name list to a clone command that has finished.

@@ -111,7 +111,7 @@ func lockApp(ctx context.Context, c HostConn, opts *Options, app *inventory.App,
 		}
 		return nil, nil
 	}
-	return release.AcquireLock(ctx, c, l, lockOwner(opts, app, op), app.Timeout.Duration)
+	return release.AcquireLockSFTP(ctx, c, l, lockOwner(opts, app, op), app.Timeout.Duration)
 }
 
 // lockOwner is who takes the app's lock for op.

@@ -248,14 +248,19 @@ func (r *hostRun) release(ctx context.Context, err error) error {
 	if r.lock == nil {
 		return err
 	}
-	steps := make([]remote.Step, len(r.atEnd))
-	for i, e := range r.atEnd {
-		steps[i] = e.step
-	}
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout+r.endBudget())
 	defer cancel()
+	var steps []remote.Step
+	var cmds []endStep
+	for _, e := range r.atEnd {
+		if e.sftp != nil {
+			err = errors.Join(err, e.done(e.sftp(uctx)))
+			continue
+		}
+		steps, cmds = append(steps, e.step), append(cmds, e)
+	}
 	stepErrs, uerr := r.lock.ReleaseAfter(uctx, steps...)
-	for i, e := range r.atEnd {
+	for i, e := range cmds {
 		serr := uerr
 		if i < len(stepErrs) {
 			serr = stepErrs[i]
@@ -282,6 +287,7 @@ func (r *hostRun) endBudget() time.Duration {
 // takes its error (nil when it succeeded) and returns what it adds to the run's error.
 type endStep struct {
 	step remote.Step
+	sftp func(context.Context) error // instead of step: what goes over the SFTP session, before the commands
 	done func(error) error
 }
 
@@ -300,16 +306,23 @@ func (r *hostRun) atEndRun(ctx context.Context, cmd remote.Command, done func(er
 // still mark its release failed, or a later rollback could pick that release.
 func (r *hostRun) history(ctx context.Context, e release.HistoryEntry) error {
 	e.App, e.Operator, e.Origin, e.Run = r.app.Name, r.opts.Operator, r.opts.Origin, r.opts.Run
-	cmd, err := release.AppendHistoryCommand(r.l, e)
-	if err != nil {
-		return err
-	}
-	return r.atEndRun(ctx, cmd, func(err error) error {
+	done := func(err error) error {
 		if err != nil {
 			return fmt.Errorf("append history: %w", err)
 		}
 		return nil
-	})
+	}
+	if r.lock != nil && r.lock.OverSFTP() {
+		r.atEnd = append(r.atEnd, endStep{sftp: func(ctx context.Context) error {
+			return release.AppendHistorySFTP(ctx, r.c, r.l, e) // its error names the step
+		}, done: func(err error) error { return err }})
+		return nil
+	}
+	cmd, err := release.AppendHistoryCommand(r.l, e)
+	if err != nil {
+		return err
+	}
+	return r.atEndRun(ctx, cmd, done)
 }
 
 // restart restarts the app's supervisord programs through the SSH connection and waits until they run.

@@ -28,7 +28,7 @@ func (r *hostRun) deploySource(ctx context.Context) error {
 	id := r.opts.ReleaseID
 	var start sourceStart
 	if r.started != nil {
-		start = <-r.started // the begin command ends with ctx
+		start = <-r.started // the start ends with ctx
 	} else {
 		prev, err := release.ReadCurrentSFTP(ctx, r.c, r.l)
 		if err == nil && prev == id {
@@ -37,7 +37,7 @@ func (r *hostRun) deploySource(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		start.prev = prev
+		start = r.startRelease(ctx, prev, id)
 	}
 	prev := start.prev
 	r.out.Before, r.out.After = prev, prev
@@ -89,15 +89,6 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string, start sourceSt
 	id := r.opts.ReleaseID
 	copyFiles := r.copiesFiles()
 	c := start.clone
-	if r.started == nil {
-		if release.LeftoverRelease(ctx, r.c, r.l, id) {
-			// A release dir of the same id that is not current can only be the remains of a killed run.
-			if err := r.run(ctx, release.RemoveReleasesCommand(r.l, []string{id})); err != nil {
-				return err
-			}
-		}
-		c = r.cloneBase(ctx, prev, id, copyFiles)
-	}
 	m, err := r.manifest(ctx)
 	if err == nil {
 		err = c.err
@@ -124,12 +115,13 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string, start sourceSt
 	counter := ship.NewCounter()
 	err = r.stepWith("upload", counterFill(counter), counter.Milestone(), func() error {
 		stats, err := ship.Ship(ctx, r.c, r.opts.SourceDir, m, r.l, id, prev, base, ship.ShipOptions{
-			DryRun:   r.opts.DryRun,
-			Plan:     func(op, p string) { r.logf("would %s %s", op, p) },
-			Cloned:   base != nil,
-			GNUTar:   start.gnuTar,
-			Progress: counter,
-			Copy:     copyFiles,
+			DryRun:      r.opts.DryRun,
+			Plan:        func(op, p string) { r.logf("would %s %s", op, p) },
+			Cloned:      base != nil,
+			ClonedExact: c.exact,
+			GNUTar:      start.gnuTar,
+			Progress:    counter,
+			Copy:        copyFiles,
 		})
 		if stats != nil {
 			r.out.Files, r.out.Bytes, r.out.Reused = stats.Files, stats.Bytes, stats.Reused
