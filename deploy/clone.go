@@ -22,8 +22,9 @@ type cloneResult struct {
 }
 
 // cloneBase reads the manifest of the live release prev and makes release id from it. Without copyFiles,
-// the release starts as hard links to all of prev, made while the manifest is read, and is then cut down to
-// the manifest's names (CloneReleaseCommand), unless commands of the app's ran in prev. With copyFiles, or
+// the release is made of the manifest's entries over SFTP, its files hard links to prev's (ship.CloneSFTP),
+// or, for a large or locked-down base, starts as hard links to all of prev and is cut down to the manifest's
+// names (CloneReleaseCommand); either way unless commands of the app's ran in prev. With copyFiles, or
 // when they did, it gets copies of the manifest's files (CopyReleaseCommand), hashed as they are made: a file
 // whose copy is not what the manifest says (a hook or a hand edit changed it in prev) is deleted from the new
 // release and left out of the base, so that Ship sends it again.
@@ -31,78 +32,42 @@ func (r *hostRun) cloneBase(ctx context.Context, prev, id string, copyFiles bool
 	if prev == "" {
 		return cloneResult{}
 	}
-	if copyFiles {
-		base, err := ship.ReadManifest(ctx, r.c, r.l, prev)
-		if errors.Is(err, ship.ErrNoManifest) {
-			return cloneResult{} // an older tool's release: every file is sent, into an empty release
-		}
-		if err != nil {
-			return cloneResult{base: base, err: err}
-		}
-		return r.copyBase(ctx, prev, id, base)
-	}
-	if !isDry(r.c) { // a dry run shows the clone script instead
-		if res, ok := r.cloneSFTP(ctx, prev, id); ok {
-			return res
-		}
-	}
-	names, send := io.Pipe()
-	linked := make(chan error, 1)
-	var out []byte
-	go func() {
-		cmd := ship.CloneReleaseCommand(r.l, prev, id, release.NewToken())
-		cmd.Stdin = names
-		res, err := r.c.Run(ctx, cmd) // its stderr comes back in err
-		if res != nil {
-			out = res.Stdout
-		}
-		names.CloseWithError(errCloneDone) // a clone that stopped early takes no list
-		linked <- err
-	}()
 	base, err := ship.ReadManifest(ctx, r.c, r.l, prev)
-	if err == nil {
-		go func() { send.CloseWithError(writeCloneNames(send, base)) }()
-	} else {
-		send.Close() // no list: the clone is left as it is, and removed below
-	}
-	lerr := <-linked
 	switch {
 	case errors.Is(err, ship.ErrNoManifest):
-		// An older tool's release: every file is sent, into an empty release.
-		if err := r.run(ctx, release.RemoveReleasesCommand(r.l, []string{id})); err != nil {
-			return cloneResult{err: err}
-		}
-		return cloneResult{}
+		return cloneResult{} // an older tool's release: every file is sent, into an empty release
 	case err != nil:
 		return cloneResult{err: err}
-	case lerr != nil:
-		return r.cloneFailed(ctx, base, prev, lerr)
-	case string(out) == ship.RanInBase+"\n":
+	case copyFiles:
+		return r.copyBase(ctx, prev, id, base)
+	case !isDry(r.c) && ship.CloneBySFTP(base): // a dry run shows the clone script instead
+		return r.cloneSFTP(ctx, prev, id, base)
+	}
+	names, send := io.Pipe()
+	go func() { send.CloseWithError(writeCloneNames(send, base)) }()
+	cmd := ship.CloneReleaseCommand(r.l, prev, id, release.NewToken())
+	cmd.Stdin = names
+	res, err := r.c.Run(ctx, cmd)      // its stderr comes back in err
+	names.CloseWithError(errCloneDone) // a clone that stopped early takes no list
+	switch {
+	case err != nil:
+		return r.cloneFailed(ctx, base, prev, err)
+	case string(res.Stdout) == ship.RanInBase+"\n":
 		return r.copyBase(ctx, prev, id, base)
 	}
 	return cloneResult{base: base}
 }
 
-// cloneSFTP clones prev into release id over the SFTP session (ship.CloneSFTP) when prev's manifest allows
-// it; ok is false when the clone is left to cloneScript, before anything was made.
-func (r *hostRun) cloneSFTP(ctx context.Context, prev, id string) (res cloneResult, ok bool) {
-	base, err := ship.ReadManifest(ctx, r.c, r.l, prev)
-	switch {
-	case errors.Is(err, ship.ErrNoManifest):
-		return cloneResult{}, true // an older tool's release: every file is sent, into an empty release
-	case err != nil:
-		return cloneResult{err: err}, true
-	case !ship.CloneBySFTP(base):
-		return cloneResult{}, false
-	}
-	err = ship.CloneSFTP(ctx, r.c, r.l, prev, id, base, 0)
+// cloneSFTP clones prev, whose manifest is base, into release id over the SFTP session (ship.CloneSFTP).
+func (r *hostRun) cloneSFTP(ctx context.Context, prev, id string, base *ship.Manifest) cloneResult {
+	err := ship.CloneSFTP(ctx, r.c, r.l, prev, id, base, 0)
 	switch {
 	case errors.Is(err, ship.ErrRanInBase):
-		return r.copyBase(ctx, prev, id, base), true
+		return r.copyBase(ctx, prev, id, base)
 	case err != nil:
-		return r.cloneFailed(ctx, base, prev, err), true
+		return r.cloneFailed(ctx, base, prev, err)
 	}
-	return cloneResult{base: base, exact: true}, true
+	return cloneResult{base: base, exact: true}
 }
 
 // errCloneDone ends the sending of a name list to a clone command that has finished.

@@ -248,13 +248,16 @@ func (r *hostRun) release(ctx context.Context, err error) error {
 	if r.lock == nil {
 		return err
 	}
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout+r.endBudget())
+	budget := r.endBudget()
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout+budget)
 	defer cancel()
+	sctx, cancelSFTP := context.WithTimeout(uctx, budget) // the unlock keeps its own time
+	defer cancelSFTP()
 	var steps []remote.Step
 	var cmds []endStep
 	for _, e := range r.atEnd {
 		if e.sftp != nil {
-			err = errors.Join(err, e.done(e.sftp(uctx)))
+			err = errors.Join(err, e.done(e.sftp(sctx)))
 			continue
 		}
 		steps, cmds = append(steps, e.step), append(cmds, e)

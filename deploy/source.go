@@ -277,6 +277,20 @@ func (r *hostRun) discard(ctx context.Context, id string) {
 	_ = r.run(r.cleanupCtx(ctx), release.RemoveReleasesCommand(r.l, []string{id}))
 }
 
+// retire removes releases ids at the end of the run, with the unlock: moved into a trash directory over the
+// SFTP session when the lock was taken that way, then deleted in the background by a remote command.
+func (r *hostRun) retire(ctx context.Context, ids []string, done func(error) error) error {
+	token := release.NewToken()
+	if r.lock == nil || !r.lock.OverSFTP() {
+		return r.atEndRun(ctx, release.RetireReleasesCommand(r.l, ids, token), done)
+	}
+	moved := func(ctx context.Context) error { return release.RetireReleasesSFTP(ctx, r.c, r.l, ids, token) }
+	if len(ids) > 0 {
+		r.atEnd = append(r.atEnd, endStep{sftp: moved, done: done})
+	}
+	return r.atEndRun(ctx, release.EmptyTrashCommand(r.l), done)
+}
+
 // retain deletes releases beyond keep_releases, and the builds no kept release uses: it reads what there is
 // now and leaves the deletions to the unlock's remote command (see atEndRun). A failure is the returned error
 // when it comes from the reading, else a warning.
@@ -307,7 +321,7 @@ func (r *hostRun) retain(ctx context.Context, current, previous string) error {
 			if len(remove) > 0 {
 				r.logf("removing old releases %v", remove)
 			}
-			if err := r.atEndRun(ctx, release.RetireReleasesCommand(r.l, remove, release.NewToken()), warn("remove old releases")); err != nil {
+			if err := r.retire(ctx, remove, warn("remove old releases")); err != nil {
 				return err
 			}
 		}

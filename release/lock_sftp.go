@@ -33,8 +33,46 @@ func AcquireLockSFTP(ctx context.Context, c Conn, l Layout, owner LockOwner, sta
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
+	type taken struct {
+		held *LockedError
+		err  error
+	}
+	ch := make(chan taken, 1)
+	go func() {
+		held, err := takeLockSFTP(client, l, a.owner, staleAfter)
+		ch <- taken{held, err}
+	}()
+	k, _ := a.Outcome(0, nil, staleAfter)
+	k.sc = c
+	select {
+	case t := <-ch:
+		switch {
+		case t.err != nil:
+			return nil, t.err
+		case t.held != nil:
+			return nil, t.held
+		}
+		return k, nil
+	case <-ctx.Done():
+		go func() { // a lock taken after the run gave up on it is freed, as far as this process lives
+			if t := <-ch; t.err == nil && t.held == nil {
+				uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lateUnlockTimeout)
+				defer cancel()
+				_ = k.releaseSFTP(uctx)
+			}
+		}()
+		return nil, fmt.Errorf("lock: %w", ctx.Err())
+	}
+}
+
+// lateUnlockTimeout bounds freeing a lock whose taking ended after the run gave up waiting for it.
+const lateUnlockTimeout = 10 * time.Second
+
+// takeLockSFTP makes the lock directory and writes owner.json into it; a lock held already is returned as a
+// *LockedError, with a nil error.
+func takeLockSFTP(client *sftp.Client, l Layout, owner LockOwner, staleAfter time.Duration) (*LockedError, error) {
 	dir := l.LockDir()
-	err = client.Mkdir(dir)
+	err := client.Mkdir(dir)
 	if err != nil && errors.Is(err, fs.ErrNotExist) {
 		if err = client.MkdirAll(l.SkiffDir()); err != nil {
 			return nil, fmt.Errorf("lock: create %s: %w", l.SkiffDir(), err)
@@ -49,9 +87,9 @@ func AcquireLockSFTP(ctx context.Context, c Conn, l Layout, owner LockOwner, sta
 		if rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			return nil, fmt.Errorf("lock: read %s/owner.json: %w", dir, rerr)
 		}
-		return nil, lockedError(l, data, staleAfter)
+		return lockedError(l, data, staleAfter), nil
 	}
-	data, err := json.Marshal(a.owner)
+	data, err := json.Marshal(owner)
 	if err == nil {
 		err = writeFileSFTP(client, path.Join(dir, "owner.json"), append(data, '\n'))
 	}
@@ -61,9 +99,7 @@ func AcquireLockSFTP(ctx context.Context, c Conn, l Layout, owner LockOwner, sta
 		}
 		return nil, fmt.Errorf("lock: write %s/owner.json: %w", dir, err)
 	}
-	k, _ := a.Outcome(0, nil, staleAfter)
-	k.sc = c
-	return k, ctx.Err()
+	return nil, nil
 }
 
 // OverSFTP reports whether the lock was taken over SFTP, and so whether the run's history goes that way too.
@@ -77,28 +113,40 @@ func (k *Lock) releaseSFTP(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	owner := path.Join(k.dir, "owner.json")
-	data, _, err := readSmallSFTP(client, owner, maxOwnerBytes)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if _, serr := client.Lstat(k.dir); serr != nil && errors.Is(serr, fs.ErrNotExist) {
-			return nil // freed already (skiff lock release --force)
-		}
-		return errLockChanged
-	case err != nil:
+	var more bool
+	err = remote.SFTPCall(ctx, func() error {
+		var err error
+		more, err = unlockSFTP(client, k.dir, k.owner.Token)
 		return err
-	}
-	if o, perr := ParseLockOwner(data); perr != nil || o.Token != k.owner.Token {
-		return errLockChanged
-	}
-	if err := client.Remove(owner); err != nil {
-		return fmt.Errorf("remove %s: %w", owner, err)
-	}
-	if client.RemoveDirectory(k.dir) == nil {
-		return nil
+	})
+	if err != nil || !more {
+		return err
 	}
 	_, err = k.c.Run(ctx, remote.Script(releaseScript, k.dir, ""))
 	return err
+}
+
+// unlockSFTP removes the lock directory dir when its owner.json carries token; more says that the directory
+// holds more than owner.json, which was removed, and is left for releaseScript.
+func unlockSFTP(client *sftp.Client, dir, token string) (more bool, err error) {
+	owner := path.Join(dir, "owner.json")
+	data, _, err := readSmallSFTP(client, owner, maxOwnerBytes)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if _, serr := client.Lstat(dir); serr != nil && errors.Is(serr, fs.ErrNotExist) {
+			return false, nil // freed already (skiff lock release --force)
+		}
+		return false, errLockChanged
+	case err != nil:
+		return false, err
+	}
+	if o, perr := ParseLockOwner(data); perr != nil || o.Token != token {
+		return false, errLockChanged
+	}
+	if err := client.Remove(owner); err != nil {
+		return false, fmt.Errorf("remove %s: %w", owner, err)
+	}
+	return client.RemoveDirectory(dir) != nil, nil
 }
 
 // errLockChanged is what releaseScript's exit status 4 says (see lockChanged).
@@ -115,22 +163,26 @@ func AppendHistorySFTP(ctx context.Context, c Conn, l Layout, e HistoryEntry) er
 	if err != nil {
 		return fmt.Errorf("append history: %w", err)
 	}
-	f, err := client.OpenFile(l.History(), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = client.MkdirAll(l.SkiffDir()); err == nil {
-			f, err = client.OpenFile(l.History(), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
+	err = remote.SFTPCall(ctx, func() error {
+		f, err := client.OpenFile(l.History(), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err = client.MkdirAll(l.SkiffDir()); err == nil {
+				f, err = client.OpenFile(l.History(), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
+			}
 		}
-	}
-	if err == nil {
+		if err != nil {
+			return err
+		}
 		err = appendLine(client, f, l.History(), line)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
-	}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("append history: %s: %w", l.History(), err)
 	}
-	return ctx.Err()
+	return nil
 }
 
 // appendLine writes line to f, opened with O_APPEND, in one request: after a newline when the file does not

@@ -140,29 +140,6 @@ func RemoveReleasesCommand(l Layout, ids []string) remote.Command {
 		append([]string{l.Releases(), l.Manifests()}, ids...)...)
 }
 
-// CurrentMoved is the exit status of PrepareCommand when current no longer names the release it was given.
-const CurrentMoved = 5
-
-// prepareScript runs under the lock, before a new release $5 is made: it proves that current ($1) still names
-// release $4, read before the lock was taken ("" for none; exit CurrentMoved otherwise), and removes what a
-// killed run of the same release id left (its directory, manifest and build record): a release of that id
-// that is not current can only be such remains. Tests are shell builtins: it starts no process unless there
-// is something to remove.
-const prepareScript = `cur="$1/current"; rel="$2"; man="$3"; prev="$4"; id="$5"
-if [ -n "$prev" ]; then
-  { [ -L "$cur" ] && [ "$cur" -ef "$rel/$prev" ]; } || exit 5
-elif [ -e "$cur" ] || [ -L "$cur" ]; then
-  exit 5
-fi
-for p in "$rel/$id" "$man/$id" "$man/$id` + ReleaseBuildsSuffix + `"; do
-  if [ -e "$p" ] || [ -L "$p" ]; then rm -rf "$p" || exit 1; fi
-done`
-
-// PrepareCommand is prepareScript for release id, made while prev is current; id must differ from prev.
-func PrepareCommand(l Layout, prev, id string) remote.Command {
-	return remote.Script(prepareScript, l.Path, l.Releases(), l.Manifests(), prev, id)
-}
-
 // trashPrefix starts the names of the directories under releases/ that retired releases are moved into. It
 // is not a release id, so nothing that lists releases sees them.
 const trashPrefix = ".skiff-trash-"
@@ -176,7 +153,10 @@ const retireScript = `set -e
 rel="$1"; man="$2"; trash="$1/` + trashPrefix + `$3"; shift 3
 mkdir "$trash"
 for id in "$@"; do mv "$rel/$id" "$trash/$id"; rm -rf "$man/$id" "$man/$id` + ReleaseBuildsSuffix + `"; done
-{ rm -rf "$rel"/` + trashPrefix + `* || { find "$rel"/` + trashPrefix + `* -type d ! -perm -700 -exec chmod u+rwx {} + ; rm -rf "$rel"/` + trashPrefix + `*; }; } </dev/null >/dev/null 2>&1 &`
+` + emptyTrashScript
+
+// emptyTrashScript deletes, in a detached process, every trash directory under releases/ ($rel).
+const emptyTrashScript = `{ rm -rf "$rel"/` + trashPrefix + `* || { find "$rel"/` + trashPrefix + `* -type d ! -perm -700 -exec chmod u+rwx {} + ; rm -rf "$rel"/` + trashPrefix + `*; }; } </dev/null >/dev/null 2>&1 &`
 
 // RetireReleasesCommand removes releases and their manifests from the layout at once and frees their space in
 // the background (see retireScript), so that a deploy does not wait for tens of thousands of unlinks; token

@@ -14,6 +14,27 @@ import (
 )
 
 func TestRetireReleasesCommand_RemovesAtOnceAndFreesInTheBackground(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		retire func(ctx context.Context, c Conn, l Layout, ids []string, token string) error
+	}{
+		{name: "remote command", retire: func(ctx context.Context, c Conn, l Layout, ids []string, token string) error {
+			_, err := c.Run(ctx, RetireReleasesCommand(l, ids, token))
+			return err
+		}},
+		{name: "sftp, then the trash emptied", retire: func(ctx context.Context, c Conn, l Layout, ids []string, token string) error {
+			if err := RetireReleasesSFTP(ctx, c, l, ids, token); err != nil {
+				return err
+			}
+			_, err := c.Run(ctx, EmptyTrashCommand(l))
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testRetire(t, tc.retire) })
+	}
+}
+
+func testRetire(t *testing.T, retire func(ctx context.Context, c Conn, l Layout, ids []string, token string) error) {
 	ctx := context.Background()
 	c, layout, _ := connect(t)
 	const gone, kept = "20260101T000000Z", "20260101T000100Z"
@@ -27,7 +48,7 @@ touch "$man/$3" "$man/$4"`, layout.Releases(), layout.Manifests(), gone, kept)
 		t.Fatal(err)
 	}
 
-	if _, err := c.Run(ctx, RetireReleasesCommand(layout, []string{gone}, "0123abcd")); err != nil {
+	if err := retire(ctx, c, layout, []string{gone}, "0123abcd"); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{layout.Release(gone), layout.Manifest(gone)} {

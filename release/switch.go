@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+
+	"github.com/pkg/sftp"
+	"github.com/skiffdeploy/skiff/remote"
 )
 
 // Switch makes release id live through the connection's SFTP session, which a deploy opens anyway, so that
@@ -19,6 +22,17 @@ func Switch(ctx context.Context, c Conn, l Layout, id string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("switch: %w", err)
 	}
+	var out []byte
+	err = remote.SFTPCall(ctx, func() error {
+		var err error
+		out, err = switchSFTP(client, l, id)
+		return err
+	})
+	return out, err
+}
+
+// switchSFTP is Switch's requests.
+func switchSFTP(client *sftp.Client, l Layout, id string) ([]byte, error) {
 	cur := l.Current()
 	switch fi, err := client.Lstat(cur); {
 	case errors.Is(err, fs.ErrNotExist):

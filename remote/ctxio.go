@@ -35,3 +35,22 @@ func (w cancelWriter) Write(p []byte) (int, error) {
 	}
 	return w.w.Write(p)
 }
+
+// SFTPCall runs fn, a series of SFTP requests, until ctx ends: pkg/sftp takes no context, and a request to a
+// host that stopped answering waits until keepalive gives the connection up. When ctx ends first, ctx's error
+// is returned at once and fn is left to end on its own: its requests are answered, or fail with the
+// connection. Closing the client would not end them sooner (pkg/sftp's Close waits for the connection too),
+// and would fail the requests of what must still run on a live host (a history line, the unlock).
+func SFTPCall(ctx context.Context, fn func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pkg/sftp"
 	"github.com/skiffdeploy/skiff/release"
+	"github.com/skiffdeploy/skiff/remote"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -45,6 +46,11 @@ func CloneSFTP(ctx context.Context, c release.Conn, l release.Layout, base, id s
 	if err != nil {
 		return fmt.Errorf("clone %s: %w", base, err)
 	}
+	return remote.SFTPCall(ctx, func() error { return cloneSFTP(ctx, client, l, base, id, m, concurrency) })
+}
+
+// cloneSFTP is CloneSFTP's requests.
+func cloneSFTP(ctx context.Context, client *sftp.Client, l release.Layout, base, id string, m *Manifest, concurrency int) error {
 	if _, err := client.Lstat(l.ReleaseBuilds(base)); err == nil {
 		return ErrRanInBase
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -86,7 +92,7 @@ func CloneSFTP(ctx context.Context, c release.Conn, l release.Layout, base, id s
 			return err
 		}
 	}
-	err = each(func(e Entry) bool { return e.Type != TypeDir }, func(client *sftp.Client, e Entry, p string) error {
+	err := each(func(e Entry) bool { return e.Type != TypeDir }, func(client *sftp.Client, e Entry, p string) error {
 		if e.Type == TypeSymlink {
 			return wrapPath("symlink", p, client.Symlink(e.Link, p))
 		}
