@@ -95,7 +95,8 @@ type hostRun struct {
 	lock *release.Lock
 	// started delivers, on a source deploy, how beginSource started the new release under the lock.
 	started <-chan sourceStart
-	// atEnd are the steps that run with the unlock, in the same remote command (see release.Lock.ReleaseAfter).
+	// atEnd are the steps that run with the unlock: over SFTP first, then the commands in one remote command
+	// (see release and release.Lock.ReleaseAfter).
 	atEnd []endStep
 
 	warnMu   sync.Mutex

@@ -83,7 +83,7 @@ func takeLockSFTP(client *sftp.Client, l Layout, owner LockOwner, staleAfter tim
 		if _, serr := client.Lstat(dir); serr != nil {
 			return nil, fmt.Errorf("lock: create %s: %w", dir, err)
 		}
-		data, _, rerr := readSmallSFTP(client, path.Join(dir, "owner.json"), maxOwnerBytes)
+		data, rerr := readSmallSFTP(client, path.Join(dir, "owner.json"), maxOwnerBytes)
 		if rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			return nil, fmt.Errorf("lock: read %s/owner.json: %w", dir, rerr)
 		}
@@ -130,7 +130,7 @@ func (k *Lock) releaseSFTP(ctx context.Context) error {
 // holds more than owner.json, which was removed, and is left for releaseScript.
 func unlockSFTP(client *sftp.Client, dir, token string) (more bool, err error) {
 	owner := path.Join(dir, "owner.json")
-	data, _, err := readSmallSFTP(client, owner, maxOwnerBytes)
+	data, err := readSmallSFTP(client, owner, maxOwnerBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if _, serr := client.Lstat(dir); serr != nil && errors.Is(serr, fs.ErrNotExist) {
@@ -164,16 +164,17 @@ func AppendHistorySFTP(ctx context.Context, c Conn, l Layout, e HistoryEntry) er
 		return fmt.Errorf("append history: %w", err)
 	}
 	err = remote.SFTPCall(ctx, func() error {
-		f, err := client.OpenFile(l.History(), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
+		const flags = os.O_RDWR | os.O_APPEND | os.O_CREATE
+		f, err := client.OpenFile(l.History(), flags)
 		if errors.Is(err, fs.ErrNotExist) {
 			if err = client.MkdirAll(l.SkiffDir()); err == nil {
-				f, err = client.OpenFile(l.History(), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
+				f, err = client.OpenFile(l.History(), flags)
 			}
 		}
 		if err != nil {
 			return err
 		}
-		err = appendLine(client, f, l.History(), line)
+		err = appendLine(f, line)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -185,30 +186,24 @@ func AppendHistorySFTP(ctx context.Context, c Conn, l Layout, e HistoryEntry) er
 	return nil
 }
 
-// appendLine writes line to f, opened with O_APPEND, in one request: after a newline when the file does not
-// end in one.
-func appendLine(client *sftp.Client, f *sftp.File, name string, line []byte) error {
+// appendLine writes line to f, opened for reading and appending, in one request: after a newline when the
+// file does not end in one.
+func appendLine(f *sftp.File, line []byte) error {
+	if len(line)+1 > maxSFTPWrite {
+		return fmt.Errorf("a history line of %d bytes is more than one write", len(line))
+	}
 	fi, err := f.Stat()
 	if err != nil {
 		return err
 	}
 	if fi.Size() > 0 {
-		r, err := client.Open(name)
-		if err != nil {
-			return err
-		}
 		last := make([]byte, 1)
-		_, err = r.ReadAt(last, fi.Size()-1)
-		r.Close()
-		if err != nil && err != io.EOF {
+		if _, err := f.ReadAt(last, fi.Size()-1); err != nil && err != io.EOF {
 			return err
 		}
 		if last[0] != '\n' {
 			line = append([]byte{'\n'}, line...)
 		}
-	}
-	if len(line) > maxSFTPWrite {
-		return fmt.Errorf("a history line of %d bytes is more than one write", len(line))
 	}
 	_, err = f.Write(line)
 	return err
@@ -229,22 +224,21 @@ func historyLine(e HistoryEntry) ([]byte, error) {
 	return append(data, '\n'), nil
 }
 
-// readSmallSFTP reads a file of at most max bytes; more is an error, and the size read is returned with it.
-func readSmallSFTP(client *sftp.Client, name string, max int64) ([]byte, int64, error) {
+// readSmallSFTP reads a file of at most max bytes; a larger one is an error.
+func readSmallSFTP(client *sftp.Client, name string, max int64) ([]byte, error) {
 	f, err := client.Open(name)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	defer f.Close()
 	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, n, err
+	if _, err := buf.ReadFrom(io.LimitReader(f, max+1)); err != nil {
+		return nil, err
 	}
-	if n > max {
-		return nil, n, fmt.Errorf("%s is larger than %d bytes", name, max)
+	if int64(buf.Len()) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, max)
 	}
-	return buf.Bytes(), n, nil
+	return buf.Bytes(), nil
 }
 
 // writeFileSFTP writes data to name through a temporary file renamed over it, so that a reader sees the old
