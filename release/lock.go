@@ -92,6 +92,8 @@ type Lock struct {
 
 // AcquireLock takes the app's lock on a target with mkdir, which is atomic. When the lock is held it returns
 // a *LockedError naming the holder; a lock older than staleAfter is reported as stale but never broken here.
+// It is the remote-command form of the lock, which earlier versions of skiff take: runs take the same lock,
+// in the same files, with AcquireLockSFTP, and the tests hold the two to excluding each other.
 func AcquireLock(ctx context.Context, c runner, l Layout, owner LockOwner, staleAfter time.Duration) (*Lock, error) {
 	a, err := NewLockAttempt(c, l, owner)
 	if err != nil {
