@@ -57,14 +57,8 @@ func cloneSFTP(ctx context.Context, client *sftp.Client, l release.Layout, base,
 		return fmt.Errorf("clone %s: %s: %w", base, l.ReleaseBuilds(base), err)
 	}
 	rel, from := l.Release(id), l.Release(base)
-	if err := client.Mkdir(rel); err != nil {
-		if _, serr := client.Lstat(rel); serr == nil {
-			err = fmt.Errorf("%w (File exists)", err) // SFTP says only "failure"
-		}
-		return fmt.Errorf("clone %s: create %s: %w", base, rel, err)
-	}
-	if err := client.Chmod(rel, defaultDirMode); err != nil {
-		return fmt.Errorf("clone %s: chmod %s: %w", base, rel, err)
+	if err := makeReleaseDir(client, rel); err != nil {
+		return fmt.Errorf("clone %s: %w", base, err)
 	}
 	if concurrency <= 0 {
 		concurrency = DefaultConcurrency

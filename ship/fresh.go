@@ -3,6 +3,8 @@ package ship
 import (
 	"context"
 	"fmt"
+
+	"github.com/pkg/sftp"
 )
 
 // maxFreshEntries bounds the directories and symlinks of a release without a base that go in the tar stream
@@ -29,17 +31,25 @@ func (s *shipper) makeFreshSFTP(ctx context.Context) error {
 	if err := client.MkdirAll(s.layout.Releases()); err != nil {
 		return fmt.Errorf("prepare release: create %s: %w", s.layout.Releases(), err)
 	}
-	rel := s.layout.Release(s.id)
+	if err := makeReleaseDir(client, s.layout.Release(s.id)); err != nil {
+		return fmt.Errorf("prepare release: %w", err)
+	}
+	return ctx.Err()
+}
+
+// makeReleaseDir creates the release directory rel, which must not exist, with mode 0755 whatever the SFTP
+// server's umask.
+func makeReleaseDir(client *sftp.Client, rel string) error {
 	if err := client.Mkdir(rel); err != nil {
 		if _, serr := client.Lstat(rel); serr == nil {
 			err = fmt.Errorf("%w (File exists)", err) // SFTP says only "failure"
 		}
-		return fmt.Errorf("prepare release: create %s: %w", rel, err)
+		return fmt.Errorf("create %s: %w", rel, err)
 	}
 	if err := client.Chmod(rel, defaultDirMode); err != nil {
-		return fmt.Errorf("prepare release: chmod %s: %w", rel, err)
+		return fmt.Errorf("chmod %s: %w", rel, err)
 	}
-	return ctx.Err()
+	return nil
 }
 
 // freshEntries are the entries of m that a release without a base receives in its tar stream: all of them, in
