@@ -204,6 +204,7 @@ func (fb *fleetBench) profile(path string, k int) {
 		parts = append(parts, p)
 	}
 	tp.stop(fb.b, k*len(fb.env.Hosts))
+	fb.profileFirst(strings.TrimSuffix(path, filepath.Ext(path)) + ".targets-first.perf")
 	merged, err := exec.Command("go", append([]string{"tool", "pprof", "-proto"}, parts...)...).Output()
 	if err != nil {
 		fb.b.Fatalf("go tool pprof -proto: %v", err)
@@ -211,6 +212,21 @@ func (fb *fleetBench) profile(path string, k int) {
 	write(fb.b, path, string(merged))
 	fb.top(path, "-top", "-nodecount=60")
 	fb.b.Logf("CPU profile of %d skiff deploys to %d hosts: %s", k, len(fb.env.Hosts), path)
+}
+
+// profileFirst records the targets' CPU (see targetPerf) during one more first deploy of skiff, untimed, to
+// data: the wipe before it is not recorded.
+func (fb *fleetBench) profileFirst(data string) {
+	fb.wipe("skiff")
+	fb.nextVersion()
+	if wait := time.Until(fb.last.Truncate(time.Second).Add(time.Second)); wait > 0 {
+		time.Sleep(wait)
+	}
+	tp := startTargetPerf(fb.b, fb.cg, data)
+	_, out := timedTree(fb.b, fb.t.skiffCmd(fb.src, nil))
+	fb.last = time.Now()
+	tp.stop(fb.b, len(fb.env.Hosts))
+	fb.skiffReport(out)
 }
 
 // memProfile runs one more first deploy and one more redeploy of skiff, untimed, each writing heap profiles

@@ -5,21 +5,19 @@ import (
 	"errors"
 
 	"github.com/skiffdeploy/skiff/release"
-	"github.com/skiffdeploy/skiff/ship"
 )
 
 // sourceStart is how a source deploy's new release was started under the lock: the release live before, and
 // the clone of it into the new release (see cloneBase).
 type sourceStart struct {
-	prev   string
-	clone  cloneResult
-	gnuTar bool // the target's tar is GNU tar, as asked on a first deploy while the lock was taken
+	prev  string
+	clone cloneResult
 }
 
 // beginSource takes the lock over the SFTP session and starts the new release while the scan finishes:
-// deploySource takes the start from r.started. No remote shell runs for it on a redeploy (see startRelease);
-// a first deploy asks, meanwhile, whether the target's tar is GNU tar (ship.TarProbeCommand), so that its
-// upload needs no shell either. A dry run, which takes no lock, starts the release in deploySource.
+// deploySource takes the start from r.started. No remote shell runs for it (see startRelease); a first deploy's
+// upload then starts one, the extraction (see ship.Ship). A dry run, which takes no lock, starts the release in
+// deploySource.
 func (r *hostRun) beginSource(ctx context.Context) error {
 	if isDry(r.c) {
 		return r.acquire(ctx, "deploy")
@@ -32,14 +30,6 @@ func (r *hostRun) beginSource(ctx context.Context) error {
 	if prev == id {
 		return alreadyCurrent(id)
 	}
-	var probe chan bool
-	if prev == "" {
-		probe = make(chan bool, 1)
-		go func() {
-			res, err := r.c.Run(ctx, ship.TarProbeCommand())
-			probe <- err == nil && ship.IsGNUTar(res.Stdout)
-		}()
-	}
 	return r.step("lock", func() error {
 		lock, err := release.AcquireLockSFTP(ctx, r.c, r.l, lockOwner(r.opts, r.app, "deploy"), r.app.Timeout.Duration)
 		if err != nil {
@@ -48,13 +38,7 @@ func (r *hostRun) beginSource(ctx context.Context) error {
 		r.lock = lock
 		done := make(chan sourceStart, 1)
 		r.started = done
-		go func() {
-			start := r.startRelease(ctx, prev, id)
-			if probe != nil {
-				start.gnuTar = <-probe && start.prev == ""
-			}
-			done <- start
-		}()
+		go func() { done <- r.startRelease(ctx, prev, id) }()
 		return nil
 	})
 }

@@ -119,7 +119,6 @@ func (r *hostRun) prepareSource(ctx context.Context, prev string, start sourceSt
 			Plan:        func(op, p string) { r.logf("would %s %s", op, p) },
 			Cloned:      base != nil,
 			ClonedExact: c.exact,
-			GNUTar:      start.gnuTar,
 			Progress:    counter,
 			Copy:        copyFiles,
 		})

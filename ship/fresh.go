@@ -2,9 +2,13 @@ package ship
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/pkg/sftp"
+
+	"github.com/skiffdeploy/skiff/release"
+	"github.com/skiffdeploy/skiff/remote"
 )
 
 // maxFreshEntries bounds the directories and symlinks of a release without a base that go in the tar stream
@@ -16,6 +20,31 @@ const maxFreshEntries = 4096
 func (p *shipPlan) freshInTar() bool {
 	return p.base == "" && len(p.remove) == 0 && len(p.modeCopy) == 0 && len(p.open) == 0 &&
 		len(p.mkdirs)+len(p.links) <= maxFreshEntries
+}
+
+// sendFresh makes a release without a base (makeFreshSFTP) and sends all of it in one tar stream. It takes the
+// target's tar to be GNU tar, so that a first deploy starts one remote program, the extraction, and asks
+// (TarProbeCommand) only when that fails: on a target with another tar, which rejects GNU tar's options before
+// it reads the stream, the release directory is removed again and sent is false, and the caller makes the
+// release without tar. Any other failure is returned as is.
+func (s *shipper) sendFresh(ctx context.Context, m *Manifest) (sent bool, err error) {
+	if err := s.makeFreshSFTP(ctx); err != nil {
+		return false, err
+	}
+	mark := s.mark()
+	err = s.sendTar(ctx, freshEntries(m))
+	var exit *remote.ExitError
+	if err == nil || s.gnuTar || !errors.As(err, &exit) {
+		return err == nil, err
+	}
+	if res, perr := s.c.Run(ctx, TarProbeCommand()); perr != nil || IsGNUTar(res.Stdout) {
+		return false, err
+	}
+	if _, rerr := s.c.Run(ctx, release.RemoveReleasesCommand(s.layout, []string{s.id})); rerr != nil {
+		return false, fmt.Errorf("%w; the target's tar is not GNU tar, and removing the release again failed: %w", err, rerr)
+	}
+	s.rewind(mark)
+	return false, nil
 }
 
 // makeFreshSFTP does over the SFTP session what the prepare script does first for a release without a base: it

@@ -39,7 +39,8 @@ type ShipOptions struct {
 	ClonedExact bool
 	// Progress, when not nil, counts the files and bytes sent as they go, for live displays.
 	Progress *Counter
-	// GNUTar says the target's tar is GNU tar, as TarProbeCommand found: the extraction does not ask again.
+	// GNUTar says the target's tar is known to be GNU tar (TarProbeCommand): an extraction that follows a prepare
+	// script does not ask again, and a failed one is not put down to another tar.
 	GNUTar bool
 	// Copy makes the files taken from base copies (`cp --reflink=auto`) instead of hard links, for apps whose
 	// hooks or builds run in the release and could write through a link into every release sharing it.
@@ -225,15 +226,15 @@ func (s *shipper) run(ctx context.Context, p *shipPlan, m *Manifest) (err error)
 		o.relinked = true
 	}
 	script, work := p.prepareScript(s.layout, s.id, s.token, o)
+	if wantTar && p.freshInTar() {
+		if fresh, err = s.sendFresh(ctx, m); err != nil {
+			return err
+		}
+		// Without GNU tar on the target the release directory is gone again: the prepare script makes it.
+		sent, wantTar = fresh, fresh
+	}
 	switch {
-	case wantTar && s.gnuTar && p.freshInTar():
-		if err := s.makeFreshSFTP(ctx); err != nil {
-			return err
-		}
-		if err := s.sendTar(ctx, freshEntries(m)); err != nil {
-			return err
-		}
-		sent, fresh = true, true
+	case sent:
 	case wantTar && len(script) <= maxInlinePrepare:
 		if sent, err = s.prepareAndExtract(ctx, script, p.upload); err != nil {
 			return err

@@ -18,9 +18,8 @@ const tarMarker = "skiff-tar=gnu"
 // tarProbe prints tarMarker when the target's tar is GNU tar.
 const tarProbe = `case "$(tar --version 2>/dev/null)" in *"GNU tar"*) echo ` + tarMarker + ` ;; esac`
 
-// TarProbeCommand asks whether the target's tar is GNU tar, for a caller that runs it ahead of Ship (with other
-// commands, while the source is scanned) and passes the answer, read with IsGNUTar, as ShipOptions.GNUTar: the
-// extraction then does not ask again on the critical path.
+// TarProbeCommand asks whether the target's tar is GNU tar: Ship asks it when an extraction that took it to be
+// one failed (see sendFresh), and a caller that knows the answer (IsGNUTar) can pass it as ShipOptions.GNUTar.
 func TarProbeCommand() remote.Command {
 	cmd := remote.Script(tarProbe)
 	cmd.ReadOnly = true

@@ -111,6 +111,7 @@ func (s *shipper) prepareAndExtract(ctx context.Context, script []byte, files []
 		wrapper = preparedExtractKnown
 	}
 	cmd := remote.Command{Argv: append([]string{"sh", "-c", wrapper, "skiff", string(script)}, tarExtract...)}
+	mark := s.mark()
 	res, err := s.streamTar(ctx, cmd, files)
 	prepared := res != nil && bytes.Contains(res.Stdout, []byte(preparedMarker+"\n"))
 	var ee *remote.ExitError
@@ -118,6 +119,7 @@ func (s *shipper) prepareAndExtract(ctx context.Context, script []byte, files []
 	case err == nil:
 		return true, nil
 	case !prepared && errors.As(err, &ee) && ee.Status == noGNUTar:
+		s.rewind(mark) // what went into the stream was not read
 		return false, nil
 	case !prepared && ee != nil:
 		return false, fmt.Errorf("prepare release: %w", err)
@@ -216,6 +218,20 @@ func (s *shipper) sent(r *sendReader) {
 	case r.hash != nil:
 		atomic.AddInt64(&s.stats.Rehashed, r.e.Size)
 	}
+}
+
+// sendMark is what a shipper has counted as sent at one point, so that a send that did not take can be
+// taken back (see sendFresh). Nothing may be sending meanwhile.
+type sendMark struct{ files, bytes, rehashed, progressFiles, progressBytes int64 }
+
+func (s *shipper) mark() sendMark {
+	return sendMark{s.stats.Files, s.stats.Bytes, s.stats.Rehashed, s.progress.files.Load(), s.progress.bytes.Load()}
+}
+
+func (s *shipper) rewind(m sendMark) {
+	s.stats.Files, s.stats.Bytes, s.stats.Rehashed = m.files, m.bytes, m.rehashed
+	s.progress.files.Store(m.progressFiles)
+	s.progress.bytes.Store(m.progressBytes)
 }
 
 // sendReader reads a local file for sending: exactly the size the manifest records (which it also reports

@@ -97,24 +97,46 @@ func merge(trees ...map[string]testenv.Node) map[string]testenv.Node {
 	return out
 }
 
+// shipMethod is a way Ship sends content, and the target it sends to.
+type shipMethod struct {
+	name  string
+	opts  ShipOptions
+	many  int               // files added to the tree so that the tar stream is used
+	tools map[string]string // the target's programs, when not the shared test host's (StartHostWithTools)
+}
+
 // shipMethods are the ways Ship sends content; every integration test runs with each: over SFTP, in a tar
-// stream, and in a tar stream to a target whose tar is known to be GNU tar (a release without a base is then
-// made over SFTP, with no remote shell).
-var shipMethods = []struct {
-	name string
-	opts ShipOptions
-	many int // files added to the tree so that the tar stream is used
-}{
+// stream, and in a tar stream to a target whose tar is known to be GNU tar.
+var shipMethods = []shipMethod{
 	{name: "sftp", opts: ShipOptions{SFTPOnly: true, Concurrency: 8}},
 	{name: "tar", many: tarMinFiles},
 	{name: "tar, GNU tar known", opts: ShipOptions{GNUTar: true}, many: tarMinFiles},
 }
 
+// busyBoxTar is a tar stream to a target whose tar is BusyBox's, which rejects GNU tar's options: a release
+// without a base is made again without tar after its extraction fails, and one with a base learns it from the
+// prepare script.
+var busyBoxTar = shipMethod{name: "tar, BusyBox's on the target", many: tarMinFiles, tools: map[string]string{"tar": "/bin/busybox"}}
+
+// connect dials the method's target and returns a fresh, not yet existing app directory on it.
+func (m shipMethod) connect(tb testing.TB) (*remote.Conn, release.Layout, *testenv.Host) {
+	tb.Helper()
+	if m.tools == nil {
+		return connect(tb)
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		testenv.SkipOrFail(tb, "busybox is not installed (apt-get install busybox-static)")
+	}
+	env := testenv.Shared(tb)
+	c, dir, h := remotetest.ConnectHost(tb, env, env.StartHostWithTools(tb, "tools", m.tools))
+	return c, release.Layout{Path: dir}, h
+}
+
 func TestShip_FirstDeploy(t *testing.T) {
-	for _, method := range shipMethods {
+	for _, method := range append(shipMethods, busyBoxTar) {
 		t.Run(method.name, func(t *testing.T) {
 			ctx := context.Background()
-			c, layout, _ := connect(t)
+			c, layout, _ := method.connect(t)
 			src := t.TempDir()
 			testenv.WriteTree(t, src, merge(manyFiles("many", method.many, "x"), map[string]testenv.Node{
 				"app.py":         {Content: "print('hi')\n"},
@@ -152,10 +174,10 @@ func TestShip_FirstDeploy(t *testing.T) {
 }
 
 func TestShip_Incremental(t *testing.T) {
-	for _, method := range shipMethods {
+	for _, method := range append(shipMethods, busyBoxTar) {
 		t.Run(method.name, func(t *testing.T) {
 			ctx := context.Background()
-			c, layout, h := connect(t)
+			c, layout, h := method.connect(t)
 			v1 := merge(manyFiles("many", method.many, "v1"), map[string]testenv.Node{
 				"same.txt":        {Content: "same\n"},
 				"changed.txt":     {Content: "old\n"},

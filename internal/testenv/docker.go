@@ -283,11 +283,22 @@ func RemoveImages(ctx context.Context, prefix string) error {
 // standardPath is the PATH that sshd gives sessions, and that HostWithout copies.
 var standardPath = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
 
-// StartHostWithout starts an extra host (like StartHost) on which the programs named in hide cannot be
-// found: every session runs with a PATH of one directory that links every other program of the standard
-// PATH. It stands in for a target where, say, docker-compose is not installed. Sessions go through an sshd
-// ForceCommand, so the host offers no SFTP.
+// StartHostWithout starts an extra host (like StartHostWithTools) on which the programs named in hide cannot be
+// found. It stands in for a target where, say, docker-compose is not installed.
 func (e *Env) StartHostWithout(tb testing.TB, name string, hide ...string) *Host {
+	tb.Helper()
+	tools := make(map[string]string, len(hide))
+	for _, h := range hide {
+		tools[h] = ""
+	}
+	return e.StartHostWithTools(tb, name, tools)
+}
+
+// StartHostWithTools starts an extra host (like StartHost) whose sessions run with a PATH of one directory that
+// links every program of the standard PATH, except those named in tools: each links to its value instead (say
+// {"tar": "/bin/busybox"}, a target whose tar is BusyBox's), or is missing when the value is empty. Sessions go
+// through an sshd ForceCommand, which serves the SFTP subsystem too.
+func (e *Env) StartHostWithTools(tb testing.TB, name string, tools map[string]string) *Host {
 	tb.Helper()
 	suffix := make([]byte, 6)
 	if _, err := rand.Read(suffix); err != nil {
@@ -297,9 +308,12 @@ func (e *Env) StartHostWithout(tb testing.TB, name string, hide ...string) *Host
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}
-	hidden := map[string]bool{}
-	for _, h := range hide {
-		hidden[h] = true
+	for n, target := range tools {
+		if target != "" {
+			if err := os.Symlink(target, filepath.Join(dir, n)); err != nil {
+				tb.Fatalf("testenv: %v", err)
+			}
+		}
 	}
 	for _, d := range standardPath {
 		ents, err := os.ReadDir(d)
@@ -308,7 +322,7 @@ func (e *Env) StartHostWithout(tb testing.TB, name string, hide ...string) *Host
 		}
 		for _, ent := range ents {
 			n := ent.Name()
-			if hidden[n] {
+			if _, ok := tools[n]; ok {
 				continue
 			}
 			if err := os.Symlink(filepath.Join(d, n), filepath.Join(dir, n)); err != nil && !errors.Is(err, os.ErrExist) {
