@@ -44,9 +44,18 @@ func switchSFTP(client *sftp.Client, l Layout, id string) ([]byte, error) {
 	if fi, err := client.Stat(l.Release(id)); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("switch: release %s is not there (%v)", id, orNotADir(err))
 	}
-	tmp := path.Join(l.Path, switchTempPrefix+NewToken())
+	tmp := path.Join(l.Path, switchTemp)
 	if err := client.Symlink(l.ReleaseLink(id), tmp); err != nil {
-		return nil, fmt.Errorf("switch: create %s: %w", tmp, err)
+		// A switch killed between its two steps left the link; under the lock it is nobody's.
+		if _, lerr := client.Lstat(tmp); lerr != nil {
+			return nil, fmt.Errorf("switch: create %s: %w", tmp, err)
+		}
+		if err := client.Remove(tmp); err != nil {
+			return nil, fmt.Errorf("switch: remove %s, left by a switch that was cut short: %w", tmp, err)
+		}
+		if err := client.Symlink(l.ReleaseLink(id), tmp); err != nil {
+			return nil, fmt.Errorf("switch: create %s: %w", tmp, err)
+		}
 	}
 	if err := client.PosixRename(tmp, cur); err != nil {
 		_ = client.Remove(tmp)
@@ -59,9 +68,10 @@ func switchSFTP(client *sftp.Client, l Layout, id string) ([]byte, error) {
 	return []byte(out), nil
 }
 
-// switchTempPrefix starts the name of the link Switch renames over current; a run killed in between leaves
-// one, which nothing reads.
-const switchTempPrefix = ".current.skiff-tmp."
+// switchTemp is the link Switch renames over current. Only the holder of the app's lock switches, so one name
+// serves every run: a run killed in between leaves it, and the next switch replaces it. (Earlier versions of
+// skiff gave each switch a name of its own, .current.skiff-tmp.<token>; such leftovers stay.)
+const switchTemp = ".current.skiff-tmp"
 
 func orNotADir(err error) error {
 	if err != nil {
