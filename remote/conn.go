@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -270,7 +271,7 @@ func (c *Conn) SFTP(ctx context.Context) (*sftp.Client, error) {
 	}
 	type made struct {
 		client *sftp.Client
-		sess   *ssh.Session
+		sess   io.Closer
 		err    error
 	}
 	ch := make(chan made, 1)
@@ -305,8 +306,8 @@ func (c *Conn) SFTP(ctx context.Context) (*sftp.Client, error) {
 }
 
 // startSFTP opens a session, starts the sftp subsystem in it and returns a client over it that writes
-// concurrently and counts its requests.
-func (c *Conn) startSFTP() (*sftp.Client, *ssh.Session, error) {
+// concurrently, coalesces its requests and counts them, with what ends the session.
+func (c *Conn) startSFTP() (*sftp.Client, io.Closer, error) {
 	sess, err := c.client.NewSession()
 	if err != nil {
 		return nil, nil, err
@@ -325,19 +326,32 @@ func (c *Conn) startSFTP() (*sftp.Client, *ssh.Session, error) {
 		sess.Close()
 		return nil, nil, err
 	}
-	cl, err := sftp.NewClientPipe(r, &packetCounter{WriteCloser: w, n: &c.counts.sftpRequests},
+	in := newCoalescer(w)
+	cl, err := sftp.NewClientPipe(r, &packetCounter{WriteCloser: in, n: &c.counts.sftpRequests},
 		sftp.UseConcurrentWrites(true),
 		sftp.MaxConcurrentRequestsPerFile(64))
 	if err != nil {
+		in.Close()
 		sess.Close()
 		return nil, nil, err
 	}
-	return cl, sess, nil
+	return cl, sftpSession{sess, in}, nil
+}
+
+// sftpSession ends an SFTP client's session and its coalescer.
+type sftpSession struct {
+	*ssh.Session
+	in *coalescer
+}
+
+func (s sftpSession) Close() error {
+	s.in.Close()
+	return s.Session.Close()
 }
 
 // watchSFTP forgets the SFTP client, closes its session and frees its session slot when it ends, so that the
 // next SFTP call starts a new one.
-func (c *Conn) watchSFTP(cl *sftp.Client, sess *ssh.Session, release func()) {
+func (c *Conn) watchSFTP(cl *sftp.Client, sess io.Closer, release func()) {
 	_ = cl.Wait()
 	sess.Close()
 	c.sftpMu.Lock()
