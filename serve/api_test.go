@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -244,4 +245,51 @@ func TestStore_RecoverAfterCrash(t *testing.T) {
 		t.Fatalf("same delivery again: %v", err)
 	}
 	st.close()
+}
+
+// TestStore_PruneKeepsEachAppsNewestFinishedJobs checks that prune deletes each app's finished jobs beyond
+// its newest keep, with their logs, and never a queued or running job.
+func TestStore_PruneKeepsEachAppsNewestFinishedJobs(t *testing.T) {
+	st, err := openStore(filepath.Join(t.TempDir(), "serve.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	now := time.Now().UTC()
+	jobs := []struct {
+		app, status string
+		kept        bool
+	}{
+		{"shop", StatusOK, false},
+		{"shop", StatusRunning, true}, // never deleted, whatever its age
+		{"shop", StatusFailed, false},
+		{"web", StatusOK, true},
+		{"shop", StatusSuperseded, true},
+		{"shop", StatusOK, true},
+		{"web", StatusQueued, true},
+	}
+	for i, j := range jobs {
+		job := &Job{App: j.app, Trigger: "t", Delivery: fmt.Sprint(i), Status: j.status, Created: now}
+		if _, err := st.add(job); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.putLog(job.ID, []byte("log of "+fmt.Sprint(job.ID))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleted, err := st.prune(now, 2)
+	if err != nil || deleted != 2 {
+		t.Fatalf("prune: %d deleted, %v; want 2", deleted, err)
+	}
+	for i, j := range jobs {
+		id := uint64(i + 1)
+		got, err := st.job(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log, _ := st.log(id)
+		if (got != nil) != j.kept || (len(log) > 0) != j.kept {
+			t.Errorf("job %d (%s, %s): kept %v, log %q; want kept %v", id, j.app, j.status, got != nil, log, j.kept)
+		}
+	}
 }

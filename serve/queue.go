@@ -79,6 +79,9 @@ func (s *Server) finish(j *Job, log *liveLog) {
 	if err == nil {
 		err = s.store.putLog(j.ID, log.bytes())
 	}
+	if err == nil {
+		_, err = s.store.prune(now, keepJobs)
+	}
 	if err != nil {
 		s.cfg.Logf("job %d (%s): store: %v", j.ID, j.App, err)
 	}

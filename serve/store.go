@@ -77,6 +77,10 @@ var (
 // deliveryTTL is how long a delivery id is remembered for duplicate detection.
 const deliveryTTL = 30 * 24 * time.Hour
 
+// keepJobs is how many finished jobs of each app the store keeps, with their logs: older ones are deleted when
+// a job finishes and when serve starts, so that the store of a server that runs for months stays small.
+const keepJobs = 200
+
 // store keeps jobs, their logs and the delivery ids seen, in one bbolt file.
 type store struct{ db *bolt.DB }
 
@@ -296,9 +300,56 @@ func (s *store) recover(now time.Time) (waiting map[string]uint64, interrupted [
 				return err
 			}
 		}
+		if _, err := pruneJobs(tx, keepJobs); err != nil {
+			return err
+		}
 		return forgetDeliveries(tx, now)
 	})
 	return waiting, interrupted, err
+}
+
+// prune deletes each app's finished jobs beyond its newest keep, with their logs, and forgets the deliveries
+// older than deliveryTTL. It returns how many jobs it deleted.
+func (s *store) prune(now time.Time, keep int) (deleted int, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if deleted, err = pruneJobs(tx, keep); err != nil {
+			return err
+		}
+		return forgetDeliveries(tx, now)
+	})
+	return deleted, err
+}
+
+// pruneJobs deletes each app's finished jobs beyond its newest keep, with their logs. Queued and running jobs
+// are never deleted, nor counted.
+func pruneJobs(tx *bolt.Tx, keep int) (int, error) {
+	jobs, logs := tx.Bucket(bucketJobs), tx.Bucket(bucketLogs)
+	kept := map[string]int{}
+	var old [][]byte
+	c := jobs.Cursor()
+	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+		j := &Job{}
+		if err := json.Unmarshal(v, j); err != nil {
+			return 0, fmt.Errorf("job %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if !j.Done() {
+			continue
+		}
+		if kept[j.App] < keep {
+			kept[j.App]++
+			continue
+		}
+		old = append(old, append([]byte(nil), k...))
+	}
+	for _, k := range old {
+		if err := jobs.Delete(k); err != nil {
+			return 0, err
+		}
+		if err := logs.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(old), nil
 }
 
 // forgetDeliveries drops delivery ids older than deliveryTTL.
