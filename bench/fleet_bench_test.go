@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -178,15 +179,16 @@ func startFleet(b *testing.B, n, startsecs int) *testenv.Env {
 
 // fleetBench is one fleet size's run.
 type fleetBench struct {
-	b       *testing.B
-	env     *testenv.Env
-	cg      *cpuGroup // the fleet's daemons, for the targets' CPU; nil when cgroups are not available
-	t       *tools
-	src     string
-	rounds  int
-	version int
-	last    time.Time // of the last skiff deploy: release ids are per second
-	retries []string  // the baseline runs that failed once and were run again (see baseline)
+	b        *testing.B
+	env      *testenv.Env
+	cg       *cpuGroup // the fleet's daemons, for the targets' CPU; nil when cgroups are not available
+	t        *tools
+	src      string
+	rounds   int
+	version  int
+	last     time.Time // of the last skiff deploy: release ids are per second
+	retries  []string  // the baseline runs that failed once and were run again (see baseline)
+	failures []string  // the baseline runs that failed twice, left out of their round
 }
 
 // run times the first-deploy rounds, then the redeploy rounds, and returns one row per tool and kind with what
@@ -201,11 +203,12 @@ func (fb *fleetBench) run() ([]fleetRow, []skiffCost) {
 			fb.wipe(tool)
 			fb.deploy(tool, modeFirst)
 		}
-		fb.verify()
+		fb.verify(nil)
 		fb.b.StartTimer()
 	}
 	var rows []fleetRow
 	var costs []skiffCost
+	failed := map[string]bool{} // tools whose copy of the app may be stale: a run of theirs failed
 	for _, mode := range []string{modeFirst, modeRedeploy} {
 		ms := map[string][]treeMeasure{}
 		var skiffRuns []skiffRun
@@ -219,21 +222,31 @@ func (fb *fleetBench) run() ([]fleetRow, []skiffCost) {
 					fb.b.StartTimer()
 				}
 				m, run := fb.deploy(tool, mode)
+				if m.failed {
+					failed[tool] = true
+					continue
+				}
 				ms[tool] = append(ms[tool], m)
 				if run != nil {
 					skiffRuns = append(skiffRuns, *run)
 				}
 			}
-			fb.verify()
+			fb.verify(failed)
 		}
+		start := len(rows)
 		for _, tool := range tools {
-			rows = append(rows, fleetRow{hosts: n, mode: mode, tool: tool, m: medianTree(ms[tool])})
+			if len(ms[tool]) > 0 {
+				rows = append(rows, fleetRow{hosts: n, mode: mode, tool: tool, m: medianTree(ms[tool])})
+			}
 		}
 		costs = append(costs, costOf(n, mode, skiffRuns))
-		fb.report(rows[len(rows)-len(tools):])
+		fb.report(rows[start:])
 	}
 	if len(fb.retries) > 0 {
 		fb.b.Logf("baseline runs that failed once and were run again: %s", strings.Join(fb.retries, "; "))
+	}
+	if len(fb.failures) > 0 {
+		fb.b.Logf("baseline runs that failed twice and are left out: %s", strings.Join(fb.failures, "; "))
 	}
 	return rows, costs
 }
@@ -288,7 +301,8 @@ func (fb *fleetBench) deploy(tool, mode string) (treeMeasure, *skiffRun) {
 
 // baseline runs a contender other than skiff. A run that fails (a loaded machine makes the shell loop's own
 // 30-second port wait, or an ssh login, give up now and then) is logged with its output and run once more, from
-// a fresh wipe for a first deploy, and counted by fb.retries; a second failure fails the benchmark.
+// a fresh wipe for a first deploy, and counted by fb.retries. A second failure is logged and counted by
+// fb.failures, and the measurement is marked failed: the round leaves the tool out, and the others go on.
 func (fb *fleetBench) baseline(tool, mode string) treeMeasure {
 	cmd := func() *exec.Cmd {
 		switch tool {
@@ -313,25 +327,33 @@ func (fb *fleetBench) baseline(tool, mode string) treeMeasure {
 		fb.wipe(tool)
 		fb.b.StartTimer()
 	}
-	m, _ = timedTree(fb.b, cmd())
+	m, _, err = tryTimedTree(fb.b, cmd())
 	if tool == "ansible" {
 		closeMasters(fb.b, fb.t.ansCP)
+	}
+	if err != nil {
+		fb.b.Logf("%s failed again at %d hosts (%s), left out of this round: %v", tool, len(fb.env.Hosts), mode, err)
+		fb.failures = append(fb.failures, fmt.Sprintf("%s, %d hosts, %s", tool, len(fb.env.Hosts), mode))
+		m.failed = true
 	}
 	return m
 }
 
 // verify checks that every tool's copy of the app on every host holds the version shipped last, and that
-// the programs run. It reads the hosts' files directly; the tools' own port checks proved the ports.
-func (fb *fleetBench) verify() {
+// the programs run, except the copies of the tools in skip. It reads the hosts' files directly; the tools' own
+// port checks proved the ports.
+func (fb *fleetBench) verify(skip map[string]bool) {
 	want := fmt.Sprintf("v%d\n", fb.version)
-	dirs := map[string]string{"skiff": "app/current", "ansible": "ansible-app", "shell": "shell-app"}
-	running := 0
+	var programs []string
 	for _, tool := range fleetTools() {
-		dir, ok := dirs[tool]
-		if !ok {
+		program, dir := toolTarget(tool)
+		if program == "" || skip[tool] {
 			continue
 		}
-		running++
+		if tool == "skiff" {
+			dir += "/current"
+		}
+		programs = append(programs, program)
 		for _, h := range fb.env.Hosts {
 			got, err := os.ReadFile(filepath.Join(h.Root, "srv", dir, "VERSION"))
 			if err != nil || string(got) != want {
@@ -343,7 +365,9 @@ func (fb *fleetBench) verify() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	out, err := h.Exec(ctx, "supervisorctl", "-s", testenv.FleetSupervisorURL, "status").CombinedOutput()
-	if strings.Count(string(out), "RUNNING") != running {
-		fb.b.Fatalf("%s: supervisorctl status: %v\n%s", h.Name, err, out)
+	for _, p := range programs {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(p) + `\s+RUNNING`).Match(out) {
+			fb.b.Fatalf("%s: %s is not running: supervisorctl status: %v\n%s", h.Name, p, err, out)
+		}
 	}
 }

@@ -19,6 +19,7 @@ type treeMeasure struct {
 	wall, cpu time.Duration
 	maxRSS    int64         // KiB, the largest single process of the tree (wait4's ru_maxrss)
 	targetCPU time.Duration // of the fleet's daemons and all they ran meanwhile (cpuGroup); -1 when unknown
+	failed    bool          // the run failed (see fleetBench.baseline): nothing else holds
 }
 
 // timedTree runs cmd with its output in a file (a pipe would make Wait hang on a daemon that inherited it,
